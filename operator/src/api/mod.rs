@@ -1,0 +1,32 @@
+//! The flowfed API (group `flowfed.io`, version `v1alpha1`): one file per kind,
+//! plus the condition helpers they share. No controller logic lives here.
+
+pub mod conditions;
+mod entry;
+mod federation;
+mod link;
+mod node;
+mod product;
+
+pub use entry::*;
+pub use federation::*;
+pub use link::*;
+pub use node::*;
+pub use product::*;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+/// The API group of every flowfed kind.
+pub const GROUP: &str = "flowfed.io";
+
+/// Every CRD flowfed defines, with the file name `flowfed crdgen` writes it to.
+pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
+    vec![
+        ("dataflownodes.yaml", DataFlowNode::crd()),
+        ("intercitylinks.yaml", InterCityLink::crd()),
+        ("federations.yaml", Federation::crd()),
+        ("dataproducts.yaml", DataProduct::crd()),
+        ("catalogentries.yaml", CatalogEntry::crd()),
+    ]
+}

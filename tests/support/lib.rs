@@ -1,0 +1,197 @@
+//! Test support: real Kubernetes control planes for integration tests.
+//!
+//! A [`Plane`] is an etcd + kube-apiserver + kube-controller-manager started by
+//! `tests/controlplane/plane.sh` (the same script `make up` uses). The hub is
+//! shared by every test in a test binary, and reused from `FLOWFED_KUBECONFIG`
+//! when that is set; tests isolate themselves by namespace or by unique names.
+//!
+//! Planes are stopped when the test binary exits, also on panic or abort: each
+//! plane has a reaper process blocked reading a pipe whose only writer is the
+//! test process, so the kernel closes it however the process ends, and the
+//! reaper then runs `plane.sh down`.
+
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::wait::{await_condition, conditions};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+fn plane_script() -> PathBuf {
+    repo_root().join("tests/controlplane/plane.sh")
+}
+
+/// Paths of the control-plane binaries (kubectl, helm, ...) from `build.sh --print`.
+pub fn tool(name: &str) -> anyhow::Result<PathBuf> {
+    let out = Command::new(repo_root().join("tests/controlplane/build.sh"))
+        .arg("--print")
+        .output()?;
+    let text = String::from_utf8(out.stdout)?;
+    let key = name.to_uppercase().replace('-', "_");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{key}=")))
+        .map(PathBuf::from)
+        .with_context(|| format!("build.sh does not know tool {name}"))
+}
+
+/// A running control plane.
+pub struct Plane {
+    /// The plane's name as `plane.sh` knows it (unique per test process).
+    pub name: String,
+    /// Admin kubeconfig, certificates embedded.
+    pub kubeconfig: PathBuf,
+    /// Closing this pipe (explicitly, or by the process ending) makes the reaper
+    /// stop the plane. `None` for a plane reused from FLOWFED_KUBECONFIG.
+    reaper: Mutex<Option<(ChildStdin, Child)>>,
+}
+
+impl Plane {
+    /// Starts a new, independent control plane. `label` names it in logs.
+    pub fn start(label: &str) -> anyhow::Result<Plane> {
+        let name = format!("t{}-{label}", std::process::id());
+        let out = Command::new(plane_script())
+            .args(["up", &name])
+            .stderr(Stdio::inherit())
+            .output()
+            .context("running plane.sh up")?;
+        if !out.status.success() {
+            bail!("plane.sh up {name} failed (see the log path above)");
+        }
+        let kubeconfig = PathBuf::from(String::from_utf8(out.stdout)?.trim());
+        let mut reaper = Command::new("bash")
+            .args(["-c", r#"read -r _; exec "$0" down "$1""#])
+            .arg(plane_script())
+            .arg(&name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group, so a signal to the test's group (Ctrl-C, a CI
+            // runner cleaning up) cannot kill the reaper before it has run.
+            .process_group(0)
+            .spawn()
+            .context("spawning the plane reaper")?;
+        let stdin = reaper.stdin.take().expect("piped stdin");
+        Ok(Plane {
+            name,
+            kubeconfig,
+            reaper: Mutex::new(Some((stdin, reaper))),
+        })
+    }
+
+    /// The hub plane shared by every test in this binary.
+    pub fn hub() -> &'static Plane {
+        static HUB: OnceLock<Plane> = OnceLock::new();
+        HUB.get_or_init(|| match std::env::var_os("FLOWFED_KUBECONFIG") {
+            Some(path) => Plane {
+                name: "external".into(),
+                kubeconfig: path.into(),
+                reaper: Mutex::new(None),
+            },
+            None => Plane::start("hub").expect("starting the hub control plane"),
+        })
+    }
+
+    /// A client with the admin identity.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        let config = self.kube_config().await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// The admin client configuration.
+    pub async fn kube_config(&self) -> anyhow::Result<kube::Config> {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
+        Ok(kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?)
+    }
+
+    /// The admin kubeconfig as text (to store in a Secret, for member clusters).
+    pub fn kubeconfig_yaml(&self) -> anyhow::Result<String> {
+        Ok(std::fs::read_to_string(&self.kubeconfig)?)
+    }
+
+    /// Stops one component (etcd, kube-apiserver, kube-controller-manager), keeping
+    /// its data and ports, for fault tests.
+    pub fn stop_component(&self, component: &str) -> anyhow::Result<()> {
+        self.plane_command(&["stop", component])
+    }
+
+    /// Starts a component stopped by [`Plane::stop_component`] on the same ports.
+    pub fn start_component(&self, component: &str) -> anyhow::Result<()> {
+        self.plane_command(&["start", component])
+    }
+
+    fn plane_command(&self, args: &[&str]) -> anyhow::Result<()> {
+        let status = Command::new(plane_script())
+            .arg(args[0])
+            .arg(&self.name)
+            .args(&args[1..])
+            .status()?;
+        if !status.success() {
+            bail!("plane.sh {} {} failed", args[0], self.name);
+        }
+        Ok(())
+    }
+
+    /// Runs the cached kubectl against this plane.
+    pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        Ok(Command::new(tool("kubectl")?)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()?)
+    }
+
+    /// Stops the plane now (it is also stopped when the test process exits).
+    pub fn stop(&self) {
+        if let Some((stdin, mut reaper)) = self.reaper.lock().expect("reaper lock").take() {
+            drop(stdin);
+            let _ = reaper.wait();
+        }
+    }
+}
+
+impl Drop for Plane {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Installs (server-side apply) every flowfed CRD and waits until each is Established.
+pub async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply("flowfed-tests").force();
+    for (_, crd) in flowfed::api::crds() {
+        let name = crd.metadata.name.clone().expect("CRDs are named");
+        api.patch(&name, &params, &Patch::Apply(&crd)).await?;
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .with_context(|| format!("CRD {name} not Established in 30s"))??;
+    }
+    Ok(())
+}
+
+/// A name unique within this test process, for namespaces and cluster-scoped objects.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id() % 100_000,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
