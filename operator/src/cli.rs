@@ -56,3 +56,27 @@ fn crdgen(out: &std::path::Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CRDs in crds/ are generated; this fails when they drift from the types.
+    #[test]
+    fn checked_in_crds_match_the_types() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
+        for (file, yaml) in render_crds().unwrap() {
+            let on_disk = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            assert!(
+                on_disk == yaml,
+                "crds/{file} is out of date: run `make crds` and commit the result"
+            );
+        }
+        let files = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(
+            files,
+            render_crds().unwrap().len(),
+            "crds/ holds files no type generates"
+        );
+    }
+}

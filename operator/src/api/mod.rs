@@ -1,6 +1,10 @@
 //! The flowfed API (group `flowfed.io`, version `v1alpha1`): one file per kind,
 //! plus the condition helpers they share. No controller logic lives here.
 
+// `#[kube(printcolumn(...))]` repeats `type_ = "string"`-style keys across columns,
+// which clippy mistakes for duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod conditions;
 mod entry;
 mod federation;

@@ -36,14 +36,15 @@ pub struct DataFlowNodeSpec {
     pub city: String,
 
     /// ISO 3166-2 code of the provincial-level region, e.g. CN-SH, CN-GD, CN-HK, CN-MO.
-    #[schemars(length(min = 4, max = 6))]
+    // Bounded loosely so a plausible mistake ("Shanghai") gets the CEL message.
+    #[schemars(length(min = 1, max = 16))]
     #[x_kube(validation = Rule::new("self.matches('^[A-Z]{2}-[A-Z0-9]{1,3}$')").message("province must be an ISO 3166-2 code such as CN-SH, CN-GD, CN-HK or CN-MO"))]
     pub province: String,
 
     /// Data jurisdiction the node's data falls under: CN (mainland), HK, MO, or another
     /// ISO 3166-1 alpha-2 country code. Cross-border rules apply between jurisdictions.
     #[serde(default = "default_jurisdiction")]
-    #[schemars(length(min = 2, max = 2))]
+    #[schemars(length(min = 1, max = 8))]
     #[x_kube(validation = Rule::new("self.matches('^[A-Z]{2}$')").message("jurisdiction must be two upper-case letters: CN, HK, MO or an ISO 3166-1 alpha-2 code"))]
     pub jurisdiction: String,
 
