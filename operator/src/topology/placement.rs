@@ -234,7 +234,7 @@ mod tests {
         fn distance_is_a_metric(a in point(), b in point(), c in point()) {
             let ab = great_circle_km(a, b);
             prop_assert!((ab - great_circle_km(b, a)).abs() < 1e-6);
-            prop_assert!(ab >= 0.0 && ab <= 20_016.0);
+            prop_assert!((0.0..=20_016.0).contains(&ab));
             prop_assert!(ab <= great_circle_km(a, c) + great_circle_km(c, b) + 1e-6);
         }
 
