@@ -1,11 +1,13 @@
 //! Command-line interface: `flowfed run` starts the controllers, `flowfed crdgen`
 //! writes the CRDs the types define.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::api;
+use crate::controller::Settings;
+use crate::{api, runtime};
 
 /// flowfed: keeps a national network of data flow nodes interconnected and its
 /// catalog visible in every region that may see it.
@@ -18,6 +20,15 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the controllers (kubeconfig from the cluster or KUBECONFIG).
+    Run {
+        /// Where to serve /metrics, /healthz and /readyz.
+        #[arg(long, env = "FLOWFED_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+        http_addr: SocketAddr,
+        /// Log format.
+        #[arg(long, env = "FLOWFED_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+        log_format: LogFormat,
+    },
     /// Write the CustomResourceDefinitions as YAML, one file per kind.
     Crdgen {
         /// Directory to write into (created if missing); `-` prints every CRD to stdout.
@@ -26,11 +37,64 @@ enum Command {
     },
 }
 
+/// How logs are written (the filter comes from RUST_LOG, default `info`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Plain,
+    Json,
+}
+
 impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Crdgen { out } => crdgen(&out),
+            Command::Run {
+                http_addr,
+                log_format,
+            } => {
+                init_tracing(log_format);
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(run(http_addr))
+            }
         }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Plain => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(http_addr: SocketAddr) -> anyhow::Result<()> {
+    let client = kube::Client::try_default().await?;
+    let operator = runtime::start(client, Settings::default(), http_addr).await?;
+    let shutdown = operator.shutdown_handle();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received; finishing in-flight work");
+        let _ = shutdown.send(true);
+    });
+    operator.wait().await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
 }
 

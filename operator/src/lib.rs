@@ -5,4 +5,9 @@
 
 pub mod api;
 pub mod cli;
+pub mod controller;
+pub mod metrics;
+pub mod probe;
+pub mod runtime;
+pub mod server;
 pub mod topology;

@@ -10,6 +10,10 @@
 //! test process, so the kernel closes it however the process ends, and the
 //! reaper then runs `plane.sh down`.
 
+mod gateway;
+
+pub use gateway::Gateway;
+
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -21,6 +25,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::wait::{await_condition, conditions};
+use serde::de::DeserializeOwned;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -194,4 +199,43 @@ pub fn unique(prefix: &str) -> String {
         std::process::id() % 100_000,
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Polls `api.get(name)` until `check` returns true, or fails after `timeout`
+/// with the last object seen.
+pub async fn wait_for<K>(
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+    check: impl Fn(&K) -> bool,
+) -> anyhow::Result<K>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = None;
+    loop {
+        if let Some(object) = api.get_opt(name).await? {
+            if check(&object) {
+                return Ok(object);
+            }
+            last = Some(object);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{name} did not reach the expected state in {timeout:?}; last seen: {last:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Starts the operator in this process against `client`, serving HTTP on a free
+/// loopback port, with settings tuned for tests (fast link probes, short resync).
+pub async fn start_operator(client: kube::Client) -> anyhow::Result<flowfed::runtime::Operator> {
+    let settings = flowfed::controller::Settings {
+        resync: Duration::from_secs(30),
+        link_probe_interval: Duration::from_secs(2),
+        instance: format!("test-{}", std::process::id()),
+        ..Default::default()
+    };
+    flowfed::runtime::start(client, settings, "127.0.0.1:0".parse()?).await
 }

@@ -1,0 +1,36 @@
+//! The controllers' one error type. `category()` is a small fixed set, used as
+//! the `result` label of `flowfed_reconcile_total` and as event reasons, so
+//! error text (unbounded) never becomes a label.
+
+/// A reconcile error. Invalid user input is not an error: it becomes a
+/// condition, and the reconciler waits for the next change.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("Kubernetes API request failed: {0}")]
+    Kube(#[from] kube::Error),
+
+    /// A value could not be (de)serialized.
+    #[error("serialization failed: {0}")]
+    Serialization(#[from] serde_json::Error),
+
+    /// An object lacked a field the API server always sets (name, uid...).
+    #[error("object is missing {0}")]
+    MissingField(&'static str),
+}
+
+impl Error {
+    /// A bounded label for metrics and events.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(status)) if status.code == 409 => "conflict",
+            Error::Kube(kube::Error::Api(status)) if status.code == 404 => "not-found",
+            Error::Kube(kube::Error::Api(_)) => "api-error",
+            Error::Kube(_) => "transport-error",
+            Error::Serialization(_) => "serialization",
+            Error::MissingField(_) => "invalid-object",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,477 @@
+//! Link reconciler: a link's state follows from its two nodes and, when it has
+//! one, a probe through the channel. The decision is a pure function of plain
+//! inputs; the reconciler only gathers them from the caches and writes status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use super::status::{apply_status, managers, publish_event};
+use super::{Context, Result, jittered};
+use crate::api::conditions::{self, Status, types};
+use crate::api::{DataFlowNode, InterCityLink, InterCityLinkStatus, LinkState, NodePhase};
+use crate::probe::{Health, ProbeTarget, rtt_moved};
+use crate::topology::LinkPair;
+
+/// Condition reasons of the link reconciler.
+pub mod reasons {
+    pub const NODE_MISSING: &str = "NodeMissing";
+    pub const NODE_NOT_PROBED: &str = "NodeNotProbed";
+    pub const NODE_UNREACHABLE: &str = "NodeUnreachable";
+    pub const NODES_REACHABLE: &str = "NodesReachable";
+    pub const CHANNEL_DOWN: &str = "ChannelProbeFailing";
+    pub const ESTABLISHED: &str = "Established";
+    pub const NOT_ESTABLISHED: &str = "NotEstablished";
+    pub const DUPLICATE: &str = "DuplicateLink";
+    pub const WITHIN_SLO: &str = "WithinSLO";
+    pub const SLO_EXCEEDED: &str = "LatencyAboveSLO";
+    pub const NO_SLO: &str = "NoSLO";
+    pub const NO_MEASUREMENT: &str = "NoMeasurement";
+}
+
+/// One end of a link as the evaluation needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct End {
+    pub name: String,
+    /// `None` when the node does not exist.
+    pub phase: Option<NodePhase>,
+    pub rtt_millis: Option<f64>,
+}
+
+/// A link's derived state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    pub state: LinkState,
+    pub rtt_millis: Option<f64>,
+    /// (type, status, reason, message) for EndpointsReady, Established, WithinSLO.
+    pub conditions: Vec<(&'static str, Status, &'static str, String)>,
+}
+
+/// Derives a link's state from its ends, its channel probe (if any), its SLO and
+/// whether it duplicates another link.
+pub fn evaluate(
+    ends: [&End; 2],
+    channel: Option<&Health>,
+    slo_millis: Option<i32>,
+    duplicate_of: Option<&str>,
+) -> Evaluation {
+    let missing: Vec<&str> = ends
+        .iter()
+        .filter(|e| e.phase.is_none())
+        .map(|e| e.name.as_str())
+        .collect();
+    let unreachable: Vec<&str> = ends
+        .iter()
+        .filter(|e| e.phase == Some(NodePhase::Unreachable))
+        .map(|e| e.name.as_str())
+        .collect();
+    let unprobed: Vec<&str> = ends
+        .iter()
+        .filter(|e| e.phase == Some(NodePhase::Pending))
+        .map(|e| e.name.as_str())
+        .collect();
+
+    let (endpoints, endpoints_reason, endpoints_message) = if !missing.is_empty() {
+        (
+            Status::False,
+            reasons::NODE_MISSING,
+            format!("DataFlowNode {} does not exist", missing.join(" and ")),
+        )
+    } else if !unreachable.is_empty() {
+        (
+            Status::False,
+            reasons::NODE_UNREACHABLE,
+            format!("node {} is Unreachable", unreachable.join(" and ")),
+        )
+    } else if !unprobed.is_empty() {
+        (
+            Status::Unknown,
+            reasons::NODE_NOT_PROBED,
+            format!("node {} not probed yet", unprobed.join(" and ")),
+        )
+    } else {
+        (
+            Status::True,
+            reasons::NODES_REACHABLE,
+            "both nodes reachable".to_owned(),
+        )
+    };
+
+    let channel_down = channel.is_some_and(|h| h.phase == NodePhase::Unreachable);
+    let channel_pending = channel.is_some_and(|h| h.phase == NodePhase::Pending);
+    let state = match endpoints {
+        Status::False if !missing.is_empty() => LinkState::Pending,
+        Status::False => LinkState::Down,
+        Status::Unknown => LinkState::Pending,
+        Status::True if channel_down => LinkState::Down,
+        Status::True if channel_pending => LinkState::Pending,
+        Status::True => LinkState::Up,
+    };
+
+    let rtt_millis = match channel {
+        Some(h) => h.smoothed_rtt_millis,
+        None => match (ends[0].rtt_millis, ends[1].rtt_millis) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        },
+    }
+    .filter(|_| state == LinkState::Up);
+
+    let (within, slo_reason, slo_message) = match (slo_millis, rtt_millis) {
+        (None, _) => (
+            Status::True,
+            reasons::NO_SLO,
+            "no latencySLOMillis set".to_owned(),
+        ),
+        (Some(_), None) => (
+            Status::Unknown,
+            reasons::NO_MEASUREMENT,
+            "no round-trip time measured".to_owned(),
+        ),
+        (Some(slo), Some(rtt)) if rtt > f64::from(slo) => (
+            Status::False,
+            reasons::SLO_EXCEEDED,
+            format!("round-trip time above the {slo} ms objective"),
+        ),
+        (Some(slo), Some(_)) => (
+            Status::True,
+            reasons::WITHIN_SLO,
+            format!("round-trip time within the {slo} ms objective"),
+        ),
+    };
+    let state = if state == LinkState::Up && within == Status::False {
+        LinkState::Degraded
+    } else {
+        state
+    };
+
+    let (established, established_reason, established_message) = match (duplicate_of, state) {
+        (Some(original), _) => (
+            Status::False,
+            reasons::DUPLICATE,
+            format!("link {original} already joins these nodes; this one is not counted"),
+        ),
+        (None, LinkState::Up | LinkState::Degraded) => (
+            Status::True,
+            reasons::ESTABLISHED,
+            "channel carries traffic".to_owned(),
+        ),
+        (None, LinkState::Down) if channel_down && endpoints == Status::True => (
+            Status::False,
+            reasons::CHANNEL_DOWN,
+            "probe through the channel is failing".to_owned(),
+        ),
+        (None, _) => (
+            Status::False,
+            reasons::NOT_ESTABLISHED,
+            endpoints_message.clone(),
+        ),
+    };
+
+    Evaluation {
+        state,
+        rtt_millis: rtt_millis.map(|ms| (ms * 100.0).round() / 100.0),
+        conditions: vec![
+            (
+                types::ENDPOINTS_READY,
+                endpoints,
+                endpoints_reason,
+                endpoints_message,
+            ),
+            (
+                types::ESTABLISHED,
+                established,
+                established_reason,
+                established_message,
+            ),
+            (types::WITHIN_SLO, within, slo_reason, slo_message),
+        ],
+    }
+}
+
+/// The link that counts for the pair: the oldest, ties by name. `None` when
+/// `link` is itself the one that counts.
+pub fn original_of(links: &Store<InterCityLink>, link: &InterCityLink) -> Option<String> {
+    let pair = LinkPair::new(&link.spec.from, &link.spec.to)?;
+    let key = |l: &InterCityLink| (l.metadata.creation_timestamp.clone(), l.name_any());
+    links
+        .state()
+        .into_iter()
+        .filter(|other| LinkPair::new(&other.spec.from, &other.spec.to).as_ref() == Some(&pair))
+        .min_by_key(|other| key(other))
+        .map(|oldest| oldest.name_any())
+        .filter(|oldest| *oldest != link.name_any())
+}
+
+/// Links over the same pair of nodes as `link` (including itself): a create or
+/// delete can change which of them is the original.
+pub fn pair_mates(
+    links: &Store<InterCityLink>,
+    link: &InterCityLink,
+) -> Vec<ObjectRef<InterCityLink>> {
+    let pair = LinkPair::new(&link.spec.from, &link.spec.to);
+    links
+        .state()
+        .iter()
+        .filter(|other| LinkPair::new(&other.spec.from, &other.spec.to) == pair)
+        .map(|other| ObjectRef::from_obj(other.as_ref()))
+        .collect()
+}
+
+/// Links with `node` at either end.
+pub fn links_of_node(links: &Store<InterCityLink>, node: &str) -> Vec<ObjectRef<InterCityLink>> {
+    links
+        .state()
+        .iter()
+        .filter(|l| l.spec.from == node || l.spec.to == node)
+        .map(|l| ObjectRef::from_obj(l.as_ref()))
+        .collect()
+}
+
+pub async fn reconcile(link: Arc<InterCityLink>, ctx: Arc<Context>) -> Result<Action> {
+    if !ctx.caches_ready() {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    let name = link.name_any();
+    let end = |node_name: &str| {
+        let node = ctx.nodes.get(&ObjectRef::<DataFlowNode>::new(node_name));
+        let live = ctx.health.node(node_name);
+        End {
+            name: node_name.to_owned(),
+            phase: node
+                .as_ref()
+                .map(|n| n.status.as_ref().map(|s| s.phase).unwrap_or_default()),
+            rtt_millis: live
+                .and_then(|h| h.smoothed_rtt_millis)
+                .or(node.and_then(|n| n.status.as_ref().and_then(|s| s.rtt_millis))),
+        }
+    };
+    let ends = [end(&link.spec.from), end(&link.spec.to)];
+    let duplicate_of = original_of(&ctx.links, &link);
+
+    let ends_reachable = ends
+        .iter()
+        .all(|e| matches!(e.phase, Some(NodePhase::Ready | NodePhase::Degraded)));
+    let interval = ctx.settings.link_probe_interval;
+    let channel = match (&link.spec.probe, ends_reachable) {
+        (Some(probe), true) => {
+            match ctx
+                .health
+                .link_due_in(&name, link.metadata.generation, interval)
+            {
+                Some(_) => ctx.health.link(&name),
+                None => {
+                    let timeout = interval / 3;
+                    let target = ProbeTarget {
+                        url: probe.url.clone(),
+                        ca_bundle: None,
+                        insecure_skip_verify: false,
+                    };
+                    let outcome = ctx.prober.probe(&target, timeout).await;
+                    let (health, _) = ctx.health.update_link(
+                        &name,
+                        link.metadata.generation,
+                        Health::default,
+                        |h| h.observe(&outcome, 3, timeout),
+                    );
+                    Some(health)
+                }
+            }
+        }
+        (Some(_), false) => ctx.health.link(&name),
+        (None, _) => None,
+    };
+
+    let evaluation = evaluate(
+        [&ends[0], &ends[1]],
+        channel.as_ref(),
+        link.spec.latency_slo_millis,
+        duplicate_of.as_deref(),
+    );
+    let now = ctx.now();
+    let desired = desired_status(&link, &evaluation, duplicate_of, now);
+    if needs_write(link.status.as_ref(), &desired) {
+        let previous_state = link.status.as_ref().map(|s| s.state).unwrap_or_default();
+        let api: Api<InterCityLink> = Api::all(ctx.client.clone());
+        apply_status(&api, link.as_ref(), managers::LINK, &desired).await?;
+        if previous_state != desired.state {
+            let type_ = if matches!(desired.state, LinkState::Down | LinkState::Degraded) {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            let note = evaluation.conditions[0].3.clone();
+            publish_event(
+                &ctx.recorder,
+                link.as_ref(),
+                type_,
+                &format!("{:?}", desired.state),
+                "Evaluate",
+                note,
+            )
+            .await;
+        }
+    }
+
+    Ok(match link.spec.probe {
+        Some(_) => Action::requeue(interval),
+        None => Action::requeue(jittered(ctx.settings.resync)),
+    })
+}
+
+fn desired_status(
+    link: &InterCityLink,
+    evaluation: &Evaluation,
+    duplicate_of: Option<String>,
+    now: Timestamp,
+) -> InterCityLinkStatus {
+    let previous = link.status.clone().unwrap_or_default();
+    let mut conditions = previous.conditions.clone();
+    for (type_, status, reason, message) in &evaluation.conditions {
+        conditions::set(
+            &mut conditions,
+            type_,
+            *status,
+            reason,
+            message.clone(),
+            link.metadata.generation,
+            now,
+        );
+    }
+    let last_transition_time =
+        if previous.state != evaluation.state || previous.last_transition_time.is_none() {
+            Some(Time(now))
+        } else {
+            previous.last_transition_time
+        };
+    InterCityLinkStatus {
+        state: evaluation.state,
+        observed_generation: link.metadata.generation,
+        rtt_millis: evaluation.rtt_millis,
+        conditions,
+        last_transition_time,
+        duplicate_of,
+    }
+}
+
+fn needs_write(current: Option<&InterCityLinkStatus>, desired: &InterCityLinkStatus) -> bool {
+    let Some(current) = current else { return true };
+    current.state != desired.state
+        || current.observed_generation != desired.observed_generation
+        || current.duplicate_of != desired.duplicate_of
+        || !conditions::equal_ignoring_time(&current.conditions, &desired.conditions)
+        || rtt_moved(current.rtt_millis, desired.rtt_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{FailureKind, ProbeOutcome};
+
+    fn end(name: &str, phase: Option<NodePhase>, rtt: Option<f64>) -> End {
+        End {
+            name: name.into(),
+            phase,
+            rtt_millis: rtt,
+        }
+    }
+
+    fn condition<'a>(
+        e: &'a Evaluation,
+        type_: &str,
+    ) -> &'a (&'static str, Status, &'static str, String) {
+        e.conditions.iter().find(|c| c.0 == type_).unwrap()
+    }
+
+    #[test]
+    fn a_missing_node_leaves_the_link_pending_and_says_which() {
+        let e = evaluate(
+            [
+                &end("a", Some(NodePhase::Ready), Some(1.0)),
+                &end("ghost", None, None),
+            ],
+            None,
+            None,
+            None,
+        );
+        assert_eq!(e.state, LinkState::Pending);
+        let c = condition(&e, types::ENDPOINTS_READY);
+        assert_eq!(c.2, reasons::NODE_MISSING);
+        assert!(c.3.contains("ghost"), "{}", c.3);
+    }
+
+    #[test]
+    fn an_unreachable_end_takes_the_link_down() {
+        let e = evaluate(
+            [
+                &end("a", Some(NodePhase::Ready), Some(1.0)),
+                &end("b", Some(NodePhase::Unreachable), None),
+            ],
+            None,
+            None,
+            None,
+        );
+        assert_eq!(e.state, LinkState::Down);
+        assert_eq!(e.rtt_millis, None);
+    }
+
+    #[test]
+    fn above_the_slo_is_degraded_and_within_is_up() {
+        let ends = [
+            end("a", Some(NodePhase::Ready), Some(6.0)),
+            end("b", Some(NodePhase::Degraded), Some(6.0)),
+        ];
+        assert_eq!(
+            evaluate([&ends[0], &ends[1]], None, Some(10), None).state,
+            LinkState::Degraded
+        );
+        assert_eq!(
+            evaluate([&ends[0], &ends[1]], None, Some(15), None).state,
+            LinkState::Up
+        );
+        assert_eq!(
+            evaluate([&ends[0], &ends[1]], None, None, None).state,
+            LinkState::Up
+        );
+    }
+
+    #[test]
+    fn a_failing_channel_probe_takes_the_link_down_although_both_nodes_are_up() {
+        let mut channel = Health::default();
+        for _ in 0..3 {
+            channel.observe(
+                &ProbeOutcome::Failure {
+                    kind: FailureKind::Timeout,
+                    message: "late".into(),
+                },
+                3,
+                Duration::from_secs(1),
+            );
+        }
+        let ends = [
+            end("a", Some(NodePhase::Ready), Some(1.0)),
+            end("b", Some(NodePhase::Ready), Some(1.0)),
+        ];
+        let e = evaluate([&ends[0], &ends[1]], Some(&channel), None, None);
+        assert_eq!(e.state, LinkState::Down);
+        assert_eq!(condition(&e, types::ESTABLISHED).2, reasons::CHANNEL_DOWN);
+    }
+
+    #[test]
+    fn a_duplicate_is_flagged_not_established() {
+        let ends = [
+            end("a", Some(NodePhase::Ready), Some(1.0)),
+            end("b", Some(NodePhase::Ready), Some(1.0)),
+        ];
+        let e = evaluate([&ends[0], &ends[1]], None, None, Some("a--b"));
+        let c = condition(&e, types::ESTABLISHED);
+        assert_eq!((c.1, c.2), (Status::False, reasons::DUPLICATE));
+    }
+}

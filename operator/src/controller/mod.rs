@@ -1,0 +1,291 @@
+//! The reconcilers and what they share.
+//!
+//! Each kind has one reconciler: *fetch → compute (pure) → apply → status*.
+//! Nodes and links are watched once each, through shared reflector stores, so a
+//! reconciler triggered by a change always reads a cache that already holds it:
+//! the node reconciler probes gateways, the link reconciler derives link state
+//! from its nodes, and the federation reconciler realises the topology and
+//! reports interconnection whenever any node or link changes.
+
+mod error;
+mod federation;
+mod health_table;
+mod link;
+mod node;
+mod shared;
+mod status;
+
+pub use error::{Error, Result};
+pub use health_table::HealthTable;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use tokio::sync::watch;
+
+use crate::api::{DataFlowNode, Federation, InterCityLink};
+use crate::metrics::{Metrics, NetworkCollector};
+use crate::probe::Prober;
+use shared::SharedWatch;
+
+/// Tunables of the controllers.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Periodic re-reconcile of every object, on top of the watches.
+    pub resync: Duration,
+    /// How many nodes are probed at once.
+    pub probe_concurrency: u16,
+    /// Probe interval for link channel probes (`spec.probe.url`).
+    pub link_probe_interval: Duration,
+    /// Reporter instance name for events (the pod name in a cluster).
+    pub instance: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            resync: Duration::from_secs(300),
+            probe_concurrency: 128,
+            link_probe_interval: Duration::from_secs(10),
+            instance: std::env::var("POD_NAME").unwrap_or_else(|_| "flowfed".into()),
+        }
+    }
+}
+
+/// What every reconciler gets.
+pub struct Context {
+    /// The API client, with the operator's own identity.
+    pub client: Client,
+    /// Publishes events as reporter `flowfed`.
+    pub recorder: Recorder,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Probes gateways and link channels.
+    pub prober: Prober,
+    /// Every DataFlowNode, as watched.
+    pub nodes: Store<DataFlowNode>,
+    /// Every InterCityLink, as watched.
+    pub links: Store<InterCityLink>,
+    /// Live probe state of nodes and link channels.
+    pub health: Arc<HealthTable>,
+    /// The tunables.
+    pub settings: Settings,
+    /// True once the node and link caches have synced; nothing is derived from
+    /// the caches before.
+    caches_ready: AtomicBool,
+    /// The clock (injectable for tests of time-dependent rules).
+    clock: fn() -> Timestamp,
+}
+
+impl Context {
+    /// The current time, from the context's clock.
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    /// Whether the node and link caches hold a complete view yet.
+    pub fn caches_ready(&self) -> bool {
+        self.caches_ready.load(Ordering::Acquire)
+    }
+}
+
+/// Runs every controller until `shutdown` turns true. `ready` turns true once
+/// the caches have synced (for `/readyz`).
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let nodes = SharedWatch::start(Api::<DataFlowNode>::all(client.clone()));
+    let links = SharedWatch::start(Api::<InterCityLink>::all(client.clone()));
+    let health = Arc::new(HealthTable::default());
+    let reporter = Reporter {
+        controller: "flowfed".into(),
+        instance: Some(settings.instance.clone()),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client: client.clone(),
+        metrics: metrics.clone(),
+        prober: Prober::new(),
+        nodes: nodes.store.clone(),
+        links: links.store.clone(),
+        health: health.clone(),
+        settings: settings.clone(),
+        caches_ready: AtomicBool::new(false),
+        clock: Timestamp::now,
+    });
+
+    let federations = Controller::new(
+        Api::<Federation>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let federation_store = federations.store();
+    metrics.register_network(NetworkCollector::new(
+        nodes.store.clone(),
+        links.store.clone(),
+        federation_store.clone(),
+        health.clone(),
+    ));
+
+    let stopped = move || {
+        let mut shutdown = shutdown.clone();
+        async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        }
+    };
+
+    let node_controller = Controller::for_shared_stream(nodes.triggers(), nodes.store.clone())
+        .with_config(ControllerConfig::default().concurrency(settings.probe_concurrency))
+        .graceful_shutdown_on(stopped())
+        .run(
+            |node, ctx| instrumented("node", ctx.metrics.clone(), node::reconcile(node, ctx)),
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+
+    let link_store = links.store.clone();
+    let link_controller = Controller::for_shared_stream(links.triggers(), links.store.clone())
+        .watches_shared_stream(links.triggers(), {
+            let links = link_store.clone();
+            move |link: Arc<InterCityLink>| link::pair_mates(&links, &link)
+        })
+        .watches_shared_stream(nodes.triggers(), {
+            let links = link_store.clone();
+            move |node: Arc<DataFlowNode>| link::links_of_node(&links, &node.name_any())
+        })
+        .with_config(ControllerConfig::default().concurrency(64))
+        .graceful_shutdown_on(stopped())
+        .run(
+            |link, ctx| instrumented("link", ctx.metrics.clone(), link::reconcile(link, ctx)),
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+
+    let all_federations = {
+        let store = federation_store.clone();
+        move || {
+            store
+                .state()
+                .iter()
+                .map(|f| kube::runtime::reflector::ObjectRef::from_obj(f.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let federation_controller = federations
+        .watches_shared_stream(nodes.triggers(), {
+            let all = all_federations.clone();
+            move |_: Arc<DataFlowNode>| all()
+        })
+        .watches_shared_stream(links.triggers(), move |_: Arc<InterCityLink>| {
+            all_federations()
+        })
+        .with_config(ControllerConfig::default().debounce(Duration::from_millis(200)))
+        .graceful_shutdown_on(stopped())
+        .run(
+            |federation, ctx| {
+                instrumented(
+                    "federation",
+                    ctx.metrics.clone(),
+                    federation::reconcile(federation, ctx),
+                )
+            },
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+
+    let forget_deleted_nodes = {
+        let health = health.clone();
+        nodes.deletions().for_each(move |node| {
+            health.forget_node(&node.name_any());
+            async {}
+        })
+    };
+    let forget_deleted_links = {
+        let health = health.clone();
+        links.deletions().for_each(move |link| {
+            health.forget_link(&link.name_any());
+            async {}
+        })
+    };
+
+    let readiness = {
+        let ctx = ctx.clone();
+        let (nodes_store, links_store) = (nodes.store.clone(), links.store.clone());
+        async move {
+            let synced = futures::future::join3(
+                nodes_store.wait_until_ready(),
+                links_store.wait_until_ready(),
+                federation_store.wait_until_ready(),
+            )
+            .await;
+            if let (Ok(()), Ok(()), Ok(())) = synced {
+                ctx.caches_ready.store(true, Ordering::Release);
+                ready.store(true, Ordering::Release);
+                tracing::info!("caches synced; controllers acting");
+            }
+        }
+    };
+
+    let controllers =
+        futures::future::join3(node_controller, link_controller, federation_controller);
+    let housekeeping =
+        futures::future::join3(forget_deleted_nodes, forget_deleted_links, readiness);
+    let drivers = futures::future::join(nodes.drive(), links.drive());
+    // The controllers end on shutdown; the watch drivers and housekeeping run
+    // until then and are dropped with this future.
+    tokio::select! {
+        _ = controllers => {}
+        _ = async { futures::future::join(drivers, housekeeping).await } => {}
+    }
+    tracing::info!("controllers stopped");
+}
+
+/// Times a reconcile and counts its result.
+async fn instrumented<F>(
+    controller: &'static str,
+    metrics: Arc<Metrics>,
+    reconcile: F,
+) -> Result<Action>
+where
+    F: Future<Output = Result<Action>>,
+{
+    let started = Instant::now();
+    let result = reconcile.await;
+    let label = match &result {
+        Ok(_) => "success",
+        Err(error) => error.category(),
+    };
+    metrics.observe_reconcile(controller, label, started.elapsed().as_secs_f64());
+    result
+}
+
+/// Transient failures retry after a jittered delay; the error is logged and counted.
+fn error_policy<K: Resource>(object: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(object = %object.meta().name.as_deref().unwrap_or_default(), category = error.category(), %error, "reconcile failed");
+    Action::requeue(jittered(Duration::from_secs(5)))
+}
+
+/// `base` plus up to 50% random jitter, so retries of many objects spread out.
+pub(crate) fn jittered(base: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    base + base.mul_f64(f64::from(nanos % 1000) / 2000.0)
+}

@@ -1,0 +1,94 @@
+//! One watch per kind, shared by every controller that needs that kind.
+//!
+//! The reflector applies each event to the store before handing it to
+//! subscribers, so a reconciler triggered by a change reads a cache that holds
+//! it. kube's shared streams only pass on applied objects; deletions are tapped
+//! here and broadcast too, so a link or federation also re-evaluates when a
+//! node or link disappears.
+
+use std::sync::Arc;
+
+use futures::{FutureExt, Stream, StreamExt};
+use kube::Resource;
+use kube::api::Api;
+use kube::runtime::reflector::{self, ReflectHandle, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
+
+/// Subscribers can fall this many events behind before the reflector waits.
+const BUFFER: usize = 4096;
+
+/// A watched kind: its store, its event streams, and the watch that feeds them.
+pub struct SharedWatch<K: Resource<DynamicType = ()> + Clone + 'static> {
+    pub store: Store<K>,
+    applied: ReflectHandle<K>,
+    deleted: broadcast::Sender<Arc<K>>,
+    driver: std::sync::Mutex<Option<futures::future::BoxFuture<'static, ()>>>,
+}
+
+impl<K> SharedWatch<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    /// Sets up the watch; nothing flows until [`SharedWatch::drive`] is polled.
+    pub fn start(api: Api<K>) -> Self {
+        let (store, writer) = reflector::store_shared(BUFFER);
+        let applied = writer.subscribe().expect("shared stores can be subscribed");
+        let (deleted, _) = broadcast::channel(BUFFER);
+        let tap = deleted.clone();
+        let driver = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .reflect_shared(writer)
+            .for_each(move |event| {
+                match event {
+                    Ok(watcher::Event::Delete(object)) => {
+                        let _ = tap.send(Arc::new(object));
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(kind = %K::kind(&()), %error, "watch failed; retrying with backoff"),
+                }
+                futures::future::ready(())
+            })
+            .boxed();
+        SharedWatch {
+            store,
+            applied,
+            deleted,
+            driver: std::sync::Mutex::new(Some(driver)),
+        }
+    }
+
+    /// Every applied (created, changed, or listed) object.
+    pub fn triggers(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        futures::stream::select(self.applied.clone(), self.deletions())
+    }
+
+    /// Every deleted object.
+    pub fn deletions(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        futures::stream::unfold(self.deleted.subscribe(), |mut receiver| async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(object) => return Some((object, receiver)),
+                    // A lagging subscriber misses deletions; the periodic resync repairs that.
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+    }
+
+    /// Runs the watch. Poll exactly once, alongside the controllers.
+    pub async fn drive(&self) {
+        let driver = self.driver.lock().expect("driver lock").take();
+        if let Some(driver) = driver {
+            driver.await;
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Every flowfed metric, in one registry, with the `flowfed_` prefix.
+//!
+//! Network gauges (nodes, links, federations) are not pushed by the
+//! controllers: a collector reads them from the watch caches and the live probe
+//! table at scrape time, so a deleted node's series vanish with it and an RTT
+//! is always the latest, without a status write. Counters and histograms that
+//! record events (reconciles, catalog writes) are ordinary registered metrics.
+
+use std::sync::{Arc, Mutex};
+
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+use crate::api::{DataFlowNode, Federation, InterCityLink, LinkState, NodePhase};
+use crate::controller::HealthTable;
+
+/// The operator's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Reconciles by controller and result (`success` or an error category).
+    pub reconcile_total: IntCounterVec,
+    /// Reconcile wall time by controller.
+    pub reconcile_duration_seconds: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let reconcile_total = IntCounterVec::new(
+            Opts::new(
+                "flowfed_reconcile_total",
+                "Reconciles by controller and result (success or error category).",
+            ),
+            &["controller", "result"],
+        )
+        .expect("valid metric");
+        let reconcile_duration_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "flowfed_reconcile_duration_seconds",
+                "Reconcile wall time by controller.",
+            )
+            .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0]),
+            &["controller"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(reconcile_total.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(reconcile_duration_seconds.clone()))
+            .expect("unique metric");
+        Metrics {
+            registry,
+            reconcile_total,
+            reconcile_duration_seconds,
+        }
+    }
+
+    /// Registers the collector that reads network state at scrape time.
+    pub fn register_network(&self, collector: NetworkCollector) {
+        self.registry
+            .register(Box::new(collector))
+            .expect("network collector registered once");
+    }
+
+    /// Records one reconcile.
+    pub fn observe_reconcile(&self, controller: &str, result: &str, seconds: f64) {
+        self.reconcile_total
+            .with_label_values(&[controller, result])
+            .inc();
+        self.reconcile_duration_seconds
+            .with_label_values(&[controller])
+            .observe(seconds);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Reads node, link and federation gauges from the caches at scrape time.
+pub struct NetworkCollector {
+    nodes: Store<DataFlowNode>,
+    links: Store<InterCityLink>,
+    federations: Store<Federation>,
+    health: Arc<HealthTable>,
+    gauges: Mutex<NetworkGauges>,
+    descs: Vec<Desc>,
+}
+
+struct NetworkGauges {
+    node_info: GaugeVec,
+    node_up: GaugeVec,
+    node_rtt: GaugeVec,
+    link_up: GaugeVec,
+    link_rtt: GaugeVec,
+    interconnected: GaugeVec,
+    components: GaugeVec,
+    critical_nodes: GaugeVec,
+    provinces_covered: GaugeVec,
+}
+
+impl NetworkGauges {
+    fn new() -> Self {
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            GaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        NetworkGauges {
+            node_info: gauge(
+                "flowfed_node_info",
+                "Static facts of each node (always 1): city, province, jurisdiction, coordinates.",
+                &[
+                    "node",
+                    "city",
+                    "province",
+                    "jurisdiction",
+                    "latitude",
+                    "longitude",
+                ],
+            ),
+            node_up: gauge(
+                "flowfed_node_up",
+                "1 when the node's gateway answers probes (Ready or Degraded), else 0.",
+                &["node"],
+            ),
+            node_rtt: gauge(
+                "flowfed_node_rtt_seconds",
+                "Smoothed probe round-trip time of the node's gateway.",
+                &["node"],
+            ),
+            link_up: gauge(
+                "flowfed_link_up",
+                "1 when the link carries traffic (Up or Degraded), else 0.",
+                &["link", "from", "to"],
+            ),
+            link_rtt: gauge(
+                "flowfed_link_rtt_seconds",
+                "Round-trip time of the link.",
+                &["link"],
+            ),
+            interconnected: gauge(
+                "flowfed_federation_interconnected",
+                "1 when every member node is Ready and all are connected.",
+                &["federation"],
+            ),
+            components: gauge(
+                "flowfed_federation_components",
+                "Connected components of the federation's network.",
+                &["federation"],
+            ),
+            critical_nodes: gauge(
+                "flowfed_federation_critical_nodes",
+                "Nodes whose loss would split the federation.",
+                &["federation"],
+            ),
+            provinces_covered: gauge(
+                "flowfed_federation_provinces_covered",
+                "Provincial-level regions with a Ready member node.",
+                &["federation"],
+            ),
+        }
+    }
+
+    fn all(&self) -> [&GaugeVec; 9] {
+        [
+            &self.node_info,
+            &self.node_up,
+            &self.node_rtt,
+            &self.link_up,
+            &self.link_rtt,
+            &self.interconnected,
+            &self.components,
+            &self.critical_nodes,
+            &self.provinces_covered,
+        ]
+    }
+}
+
+impl NetworkCollector {
+    pub fn new(
+        nodes: Store<DataFlowNode>,
+        links: Store<InterCityLink>,
+        federations: Store<Federation>,
+        health: Arc<HealthTable>,
+    ) -> Self {
+        let gauges = NetworkGauges::new();
+        let descs = gauges
+            .all()
+            .iter()
+            .flat_map(|g| g.desc().into_iter().cloned())
+            .collect();
+        NetworkCollector {
+            nodes,
+            links,
+            federations,
+            health,
+            gauges: Mutex::new(gauges),
+            descs,
+        }
+    }
+}
+
+impl Collector for NetworkCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let gauges = self.gauges.lock().expect("gauges lock");
+        for g in gauges.all() {
+            g.reset();
+        }
+        for node in self.nodes.state() {
+            let name = node.name_any();
+            let (lat, lon) = node
+                .spec
+                .location
+                .map(|l| (l.latitude.to_string(), l.longitude.to_string()))
+                .unwrap_or_default();
+            gauges
+                .node_info
+                .with_label_values(&[
+                    &name,
+                    &node.spec.city,
+                    &node.spec.province,
+                    &node.spec.jurisdiction,
+                    &lat,
+                    &lon,
+                ])
+                .set(1.0);
+            let live = self.health.node(&name);
+            let phase = live
+                .as_ref()
+                .map(|h| h.phase)
+                .or(node.status.as_ref().map(|s| s.phase))
+                .unwrap_or_default();
+            let up = matches!(phase, NodePhase::Ready | NodePhase::Degraded);
+            gauges
+                .node_up
+                .with_label_values(&[&name])
+                .set(f64::from(u8::from(up)));
+            let rtt = live
+                .and_then(|h| h.smoothed_rtt_millis)
+                .or(node.status.as_ref().and_then(|s| s.rtt_millis));
+            if let (true, Some(ms)) = (up, rtt) {
+                gauges.node_rtt.with_label_values(&[&name]).set(ms / 1000.0);
+            }
+        }
+        for link in self.links.state() {
+            let name = link.name_any();
+            let status = link.status.clone().unwrap_or_default();
+            if status.duplicate_of.is_some() {
+                continue;
+            }
+            let up = matches!(status.state, LinkState::Up | LinkState::Degraded);
+            gauges
+                .link_up
+                .with_label_values(&[&name, &link.spec.from, &link.spec.to])
+                .set(f64::from(u8::from(up)));
+            if let (true, Some(ms)) = (up, status.rtt_millis) {
+                gauges.link_rtt.with_label_values(&[&name]).set(ms / 1000.0);
+            }
+        }
+        for federation in self.federations.state() {
+            let Some(status) = &federation.status else {
+                continue;
+            };
+            let name = federation.name_any();
+            gauges
+                .interconnected
+                .with_label_values(&[&name])
+                .set(f64::from(u8::from(status.interconnected)));
+            gauges
+                .components
+                .with_label_values(&[&name])
+                .set(f64::from(status.components));
+            gauges
+                .critical_nodes
+                .with_label_values(&[&name])
+                .set(status.critical_nodes.len() as f64);
+            gauges
+                .provinces_covered
+                .with_label_values(&[&name])
+                .set(f64::from(status.provinces_covered));
+        }
+        gauges.all().iter().flat_map(|g| g.collect()).collect()
+    }
+}
