@@ -5,7 +5,7 @@ NAME ?= hub
 PLANE := tests/controlplane/plane.sh
 CARGO ?= cargo
 
-.PHONY: help controlplane up down crds lint test test-unit test-integration bench
+.PHONY: help controlplane up down demo crds lint test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -18,6 +18,9 @@ up: ## start control plane NAME (default hub); kubeconfig in .flowfed/NAME/kubec
 
 down: ## stop control plane NAME (default hub) and remove its state
 	@$(PLANE) down $(NAME)
+
+demo: ## run the national example network locally: plane, gateways, operator (Ctrl-C stops)
+	@scripts/demo.sh
 
 crds: ## regenerate crds/ from the Rust types
 	$(CARGO) run -q -p flowfed -- crdgen --out crds

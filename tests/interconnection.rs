@@ -163,6 +163,13 @@ async fn a_ring_goes_interconnected_partitions_when_a_gateway_dies_and_recovers(
         "a ring has no weak point: {s:?}"
     );
     assert_eq!(s.provinces_covered, 6);
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(net.client.clone());
+    let home = namespaces.get(&format!("dfn-{}", names[0])).await.unwrap();
+    assert_eq!(
+        home.labels().get("flowfed.io/node"),
+        Some(&names[0]),
+        "home namespace is created and labelled"
+    );
     let ipv6_node = net.nodes().get(&names[5]).await.unwrap();
     assert_eq!(
         ipv6_node.status.unwrap().phase,
@@ -587,4 +594,70 @@ fn reconciles(metrics: &str) -> BTreeMap<String, f64> {
                 .then(|| (controller.to_owned(), value))
         })
         .collect()
+}
+
+#[tokio::test]
+async fn the_national_example_network_interconnects_under_its_federation() {
+    let net = Network::new().await;
+    let folder = flowfed_tests::repo_root().join("examples/national");
+    let applied = net
+        ._plane
+        .kubectl(&["apply", "-f", folder.to_str().unwrap()])
+        .unwrap();
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let mut gateways = Vec::new();
+    for addr in flowfed_tests::loopback_endpoints(&[folder.join("nodes.yaml")]).unwrap() {
+        gateways.push(Gateway::start_at(addr).await.unwrap());
+    }
+    assert_eq!(gateways.len(), 30);
+    let operator = start_operator(net.client.clone()).await.unwrap();
+
+    let national = wait_for(
+        &net.federations(),
+        "national",
+        Duration::from_secs(90),
+        |f| status(f).interconnected && status(f).links.up == status(f).links.total,
+    )
+    .await
+    .unwrap();
+    let s = status(&national);
+    assert_eq!((s.nodes.total, s.nodes.ready), (30, 30));
+    assert_eq!(s.provinces_covered, 25);
+    // Hubs are meshed and every spoke has two hub uplinks, so no single node or
+    // link can split the network.
+    assert!(
+        s.critical_nodes.is_empty() && s.critical_links.is_empty(),
+        "{s:?}"
+    );
+    let conditions = national.status.unwrap().conditions;
+    for type_ in ["Interconnected", "CoverageMet", "TopologyReconciled"] {
+        let c = conditions.iter().find(|c| c.type_ == type_).unwrap();
+        assert_eq!(c.status, "True", "{c:?}");
+    }
+    let owned = net
+        .links()
+        .list(&ListParams::default().labels(&format!("{FEDERATION_LABEL}=national")))
+        .await
+        .unwrap();
+    // 6 hub pairs + 26 spokes x 2 uplinks, less the pairs already linked by hand.
+    assert!(
+        (50..=58).contains(&owned.items.len()),
+        "{} federation links",
+        owned.items.len()
+    );
+
+    let body = reqwest_get(&format!("http://{}/metrics", operator.http_addr)).await;
+    assert_eq!(
+        body.lines()
+            .filter(|l| l.starts_with("flowfed_node_info{"))
+            .count(),
+        30
+    );
+    assert!(body.contains("flowfed_federation_interconnected{federation=\"national\"} 1"));
+    assert!(body.contains("flowfed_federation_provinces_covered{federation=\"national\"} 25"));
+    operator.stop().await.unwrap();
 }

@@ -32,10 +32,15 @@ impl Gateway {
     /// Starts a gateway on `ip` (e.g. `127.0.0.11` or `::1`) and a free port.
     pub async fn start(ip: &str) -> anyhow::Result<Gateway> {
         let ip: IpAddr = ip.parse()?;
+        Self::start_at(SocketAddr::new(ip, 0)).await
+    }
+
+    /// Starts a gateway on exactly `addr`.
+    pub async fn start_at(addr: SocketAddr) -> anyhow::Result<Gateway> {
         let behaviour = Behaviour::default();
         behaviour.status.store(200, Ordering::Relaxed);
         let mut gateway = Gateway {
-            addr: SocketAddr::new(ip, 0),
+            addr,
             behaviour,
             server: None,
         };

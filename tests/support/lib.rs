@@ -239,3 +239,32 @@ pub async fn start_operator(client: kube::Client) -> anyhow::Result<flowfed::run
     };
     flowfed::runtime::start(client, settings, "127.0.0.1:0".parse()?).await
 }
+
+/// Loopback endpoint addresses named by `spec.endpoint.url` in YAML manifests.
+pub fn loopback_endpoints(files: &[impl AsRef<Path>]) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+    let mut addrs = Vec::new();
+    for file in files {
+        let file = file.as_ref();
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let value = <serde_json::Value as serde::Deserialize>::deserialize(document)?;
+            let Some(url) = value.pointer("/spec/endpoint/url").and_then(|u| u.as_str()) else {
+                continue;
+            };
+            let url: reqwest::Url = url.parse()?;
+            if let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) {
+                let ip = host.trim_start_matches('[').trim_end_matches(']');
+                if let Ok(addr) = format!("{ip}:{port}")
+                    .parse::<std::net::SocketAddr>()
+                    .or_else(|_| format!("[{ip}]:{port}").parse())
+                {
+                    if addr.ip().is_loopback() {
+                        addrs.push(addr);
+                    }
+                }
+            }
+        }
+    }
+    Ok(addrs)
+}
