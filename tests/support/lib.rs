@@ -253,16 +253,12 @@ pub fn loopback_endpoints(files: &[impl AsRef<Path>]) -> anyhow::Result<Vec<std:
                 continue;
             };
             let url: reqwest::Url = url.parse()?;
-            if let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) {
-                let ip = host.trim_start_matches('[').trim_end_matches(']');
-                if let Ok(addr) = format!("{ip}:{port}")
-                    .parse::<std::net::SocketAddr>()
-                    .or_else(|_| format!("[{ip}]:{port}").parse())
-                {
-                    if addr.ip().is_loopback() {
-                        addrs.push(addr);
-                    }
-                }
+            let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+            let Ok(ip) = host.parse::<std::net::IpAddr>() else {
+                continue;
+            };
+            if let Some(port) = url.port_or_known_default().filter(|_| ip.is_loopback()) {
+                addrs.push(std::net::SocketAddr::new(ip, port));
             }
         }
     }
