@@ -7,6 +7,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod metrics;
+pub mod policy;
 pub mod probe;
 pub mod runtime;
 pub mod server;
