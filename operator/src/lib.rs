@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod catalog;
 pub mod cli;
 pub mod controller;
 pub mod metrics;

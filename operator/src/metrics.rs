@@ -13,11 +13,16 @@ use kube::runtime::reflector::Store;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
-use crate::api::{DataFlowNode, Federation, InterCityLink, LinkState, NodePhase};
+use crate::api::{
+    CatalogEntry, DataFlowNode, DataProduct, Federation, InterCityLink, LinkState, NodePhase,
+    TARGET_NODE_LABEL,
+};
+use crate::catalog::member::Members;
 use crate::controller::HealthTable;
+use crate::policy::BlockReason;
 
 /// The operator's metrics.
 pub struct Metrics {
@@ -26,6 +31,8 @@ pub struct Metrics {
     pub reconcile_total: IntCounterVec,
     /// Reconcile wall time by controller.
     pub reconcile_duration_seconds: HistogramVec,
+    /// Time from a product's release (creation or spec change) to its last entry written.
+    pub catalog_release_to_visible_seconds: Histogram,
 }
 
 impl Metrics {
@@ -54,11 +61,30 @@ impl Metrics {
         registry
             .register(Box::new(reconcile_duration_seconds.clone()))
             .expect("unique metric");
+        let catalog_release_to_visible_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "flowfed_catalog_release_to_visible_seconds",
+                "Time from a product's release (creation or spec change) to its last catalog entry written.",
+            )
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(catalog_release_to_visible_seconds.clone()))
+            .expect("unique metric");
         Metrics {
             registry,
             reconcile_total,
             reconcile_duration_seconds,
+            catalog_release_to_visible_seconds,
         }
+    }
+
+    /// Registers the collector that reads catalog state at scrape time.
+    pub fn register_catalog(&self, collector: CatalogCollector) {
+        self.registry
+            .register(Box::new(collector))
+            .expect("catalog collector registered once");
     }
 
     /// Registers the collector that reads network state at scrape time.
@@ -298,5 +324,102 @@ impl Collector for NetworkCollector {
                 .set(f64::from(status.provinces_covered));
         }
         gauges.all().iter().flat_map(|g| g.collect()).collect()
+    }
+}
+
+/// Reads catalog gauges at scrape time: entries per node, blocks per reason,
+/// member clusters up.
+pub struct CatalogCollector {
+    nodes: Store<DataFlowNode>,
+    entries: Store<CatalogEntry>,
+    products: Store<DataProduct>,
+    members: Arc<Members>,
+    gauges: Mutex<[GaugeVec; 3]>,
+    descs: Vec<Desc>,
+}
+
+impl CatalogCollector {
+    pub fn new(
+        nodes: Store<DataFlowNode>,
+        entries: Store<CatalogEntry>,
+        products: Store<DataProduct>,
+        members: Arc<Members>,
+    ) -> Self {
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            GaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        let gauges = [
+            gauge(
+                "flowfed_catalog_entries",
+                "Catalog entries listed in each node's catalog view.",
+                &["node"],
+            ),
+            gauge(
+                "flowfed_catalog_blocked",
+                "(product, node) pairs the cross-border rules block, by reason.",
+                &["reason"],
+            ),
+            gauge(
+                "flowfed_member_cluster_up",
+                "1 when the node's member cluster is usable, else 0.",
+                &["node"],
+            ),
+        ];
+        let descs = gauges
+            .iter()
+            .flat_map(|g| g.desc().into_iter().cloned())
+            .collect();
+        CatalogCollector {
+            nodes,
+            entries,
+            products,
+            members,
+            gauges: Mutex::new(gauges),
+            descs,
+        }
+    }
+}
+
+impl Collector for CatalogCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let gauges = self.gauges.lock().expect("gauges lock");
+        let [entries, blocked, member_up] = &*gauges;
+        for g in gauges.iter() {
+            g.reset();
+        }
+        let mut hub_counts = std::collections::HashMap::<String, usize>::new();
+        for entry in self.entries.state() {
+            if let Some(target) = entry.labels().get(TARGET_NODE_LABEL) {
+                *hub_counts.entry(target.clone()).or_default() += 1;
+            }
+        }
+        for node in self.nodes.state() {
+            let name = node.name_any();
+            let count = if node.spec.catalog.kubeconfig_secret_ref.is_some() {
+                member_up
+                    .with_label_values(&[&name])
+                    .set(f64::from(u8::from(self.members.up(&name) == Some(true))));
+                self.members.entries(&name).len()
+            } else {
+                hub_counts.get(&name).copied().unwrap_or(0)
+            };
+            entries.with_label_values(&[&name]).set(count as f64);
+        }
+        for reason in BlockReason::ALL
+            .iter()
+            .filter(|r| **r != BlockReason::NotSelected)
+        {
+            blocked.with_label_values(&[reason.as_str()]).set(0.0);
+        }
+        for product in self.products.state() {
+            for block in product.status.iter().flat_map(|s| s.blocked.iter()) {
+                blocked.with_label_values(&[&block.reason]).inc();
+            }
+        }
+        gauges.iter().flat_map(|g| g.collect()).collect()
     }
 }

@@ -202,7 +202,8 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// Polls `api.get(name)` until `check` returns true, or fails after `timeout`
-/// with the last object seen.
+/// with the last object (or error) seen. Errors are retried: the resource may
+/// not be served yet (a CRD being installed, an API server restarting).
 pub async fn wait_for<K>(
     api: &Api<K>,
     name: &str,
@@ -213,16 +214,15 @@ where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut last = None;
     loop {
-        if let Some(object) = api.get_opt(name).await? {
-            if check(&object) {
-                return Ok(object);
-            }
-            last = Some(object);
-        }
+        let last = match api.get_opt(name).await {
+            Ok(Some(object)) if check(&object) => return Ok(object),
+            Ok(Some(object)) => format!("{object:#?}"),
+            Ok(None) => "not found".into(),
+            Err(error) => format!("error: {error}"),
+        };
         if tokio::time::Instant::now() >= deadline {
-            bail!("{name} did not reach the expected state in {timeout:?}; last seen: {last:#?}");
+            bail!("{name} did not reach the expected state in {timeout:?}; last seen: {last}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

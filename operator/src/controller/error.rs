@@ -17,6 +17,14 @@ pub enum Error {
     /// An object lacked a field the API server always sets (name, uid...).
     #[error("object is missing {0}")]
     MissingField(&'static str),
+
+    /// A member cluster could not be used (cleanup waits for it).
+    #[error("member cluster of node {0}: {1}")]
+    Member(String, crate::catalog::member::MemberProblem),
+
+    /// Adding, running or removing the catalog finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl Error {
@@ -29,6 +37,12 @@ impl Error {
             Error::Kube(_) => "transport-error",
             Error::Serialization(_) => "serialization",
             Error::MissingField(_) => "invalid-object",
+            Error::Member(..) => "member-unavailable",
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
+                _ => "finalizer",
+            },
         }
     }
 }

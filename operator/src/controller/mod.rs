@@ -7,16 +7,19 @@
 //! from its nodes, and the federation reconciler realises the topology and
 //! reports interconnection whenever any node or link changes.
 
+mod catalog_views;
 mod error;
 mod federation;
 mod health_table;
 mod link;
 mod node;
+mod product;
 mod shared;
 mod status;
 
 pub use error::{Error, Result};
 pub use health_table::HealthTable;
+pub use product::FINALIZER;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,8 +36,9 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::watch;
 
-use crate::api::{DataFlowNode, Federation, InterCityLink};
-use crate::metrics::{Metrics, NetworkCollector};
+use crate::api::{CatalogEntry, DataFlowNode, DataProduct, Federation, InterCityLink};
+use crate::catalog::member::Members;
+use crate::metrics::{CatalogCollector, Metrics, NetworkCollector};
 use crate::probe::Prober;
 use shared::SharedWatch;
 
@@ -76,13 +80,21 @@ pub struct Context {
     pub nodes: Store<DataFlowNode>,
     /// Every InterCityLink, as watched.
     pub links: Store<InterCityLink>,
+    /// Every CatalogEntry in the hub, as watched.
+    pub entries: Store<CatalogEntry>,
     /// Live probe state of nodes and link channels.
     pub health: Arc<HealthTable>,
+    /// Clients of member clusters, by node.
+    pub members: Arc<Members>,
+    /// When each product generation was released.
+    pub release_clock: product::ReleaseClock,
     /// The tunables.
     pub settings: Settings,
     /// True once the node and link caches have synced; nothing is derived from
     /// the caches before.
     caches_ready: AtomicBool,
+    /// True once the entry and product caches have synced too.
+    catalog_ready: AtomicBool,
     /// The clock (injectable for tests of time-dependent rules).
     clock: fn() -> Timestamp,
 }
@@ -97,6 +109,11 @@ impl Context {
     pub fn caches_ready(&self) -> bool {
         self.caches_ready.load(Ordering::Acquire)
     }
+
+    /// Whether every cache the catalog reads (nodes, entries, products) has synced.
+    pub fn catalog_ready(&self) -> bool {
+        self.caches_ready() && self.catalog_ready.load(Ordering::Acquire)
+    }
 }
 
 /// Runs every controller until `shutdown` turns true. `ready` turns true once
@@ -110,7 +127,9 @@ pub async fn run(
 ) {
     let nodes = SharedWatch::start(Api::<DataFlowNode>::all(client.clone()));
     let links = SharedWatch::start(Api::<InterCityLink>::all(client.clone()));
+    let entries = SharedWatch::start(Api::<CatalogEntry>::all(client.clone()));
     let health = Arc::new(HealthTable::default());
+    let members = Arc::new(Members::default());
     let reporter = Reporter {
         controller: "flowfed".into(),
         instance: Some(settings.instance.clone()),
@@ -122,9 +141,13 @@ pub async fn run(
         prober: Prober::new(),
         nodes: nodes.store.clone(),
         links: links.store.clone(),
+        entries: entries.store.clone(),
         health: health.clone(),
+        members: members.clone(),
+        release_clock: product::ReleaseClock::default(),
         settings: settings.clone(),
         caches_ready: AtomicBool::new(false),
+        catalog_ready: AtomicBool::new(false),
         clock: Timestamp::now,
     });
 
@@ -138,6 +161,18 @@ pub async fn run(
         links.store.clone(),
         federation_store.clone(),
         health.clone(),
+    ));
+
+    let products = Controller::new(
+        Api::<DataProduct>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let product_store = products.store();
+    metrics.register_catalog(CatalogCollector::new(
+        nodes.store.clone(),
+        entries.store.clone(),
+        product_store.clone(),
+        members.clone(),
     ));
 
     let stopped = move || {
@@ -209,6 +244,57 @@ pub async fn run(
         )
         .for_each(|_| async {});
 
+    let all_products = {
+        let store = product_store.clone();
+        move || {
+            store
+                .state()
+                .iter()
+                .map(|p| kube::runtime::reflector::ObjectRef::from_obj(p.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let product_controller = products
+        .watches_shared_stream(entries.triggers(), |entry: Arc<CatalogEntry>| {
+            let product = &entry.spec.product;
+            Some(kube::runtime::reflector::ObjectRef::new(&product.name).within(&product.namespace))
+        })
+        .watches_shared_stream(nodes.applied(), {
+            let all = all_products.clone();
+            let catalog_relevant = shared::ChangeFilter::default();
+            move |node: Arc<DataFlowNode>| {
+                let fingerprint = serde_json::to_string(&(
+                    node.labels(),
+                    &node.spec.jurisdiction,
+                    &node.spec.catalog,
+                ))
+                .unwrap_or_default();
+                if catalog_relevant.changed(&node.name_any(), fingerprint) {
+                    all()
+                } else {
+                    Vec::new()
+                }
+            }
+        })
+        .watches_shared_stream(nodes.deletions(), move |_: Arc<DataFlowNode>| {
+            all_products()
+        })
+        .with_config(ControllerConfig::default().concurrency(32))
+        .graceful_shutdown_on(stopped())
+        .run(
+            |product, ctx| {
+                instrumented(
+                    "catalog",
+                    ctx.metrics.clone(),
+                    product::reconcile(product, ctx),
+                )
+            },
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    let catalog_views = catalog_views::run(ctx.clone(), product_store.clone());
+
     let forget_deleted_nodes = {
         let health = health.clone();
         nodes.deletions().for_each(move |node| {
@@ -226,27 +312,45 @@ pub async fn run(
 
     let readiness = {
         let ctx = ctx.clone();
-        let (nodes_store, links_store) = (nodes.store.clone(), links.store.clone());
+        let (nodes_store, links_store, entries_store) = (
+            nodes.store.clone(),
+            links.store.clone(),
+            entries.store.clone(),
+        );
         async move {
-            let synced = futures::future::join3(
+            let network = futures::future::join3(
                 nodes_store.wait_until_ready(),
                 links_store.wait_until_ready(),
                 federation_store.wait_until_ready(),
             )
             .await;
-            if let (Ok(()), Ok(()), Ok(())) = synced {
+            let catalog = futures::future::join(
+                entries_store.wait_until_ready(),
+                product_store.wait_until_ready(),
+            )
+            .await;
+            if let ((Ok(()), Ok(()), Ok(())), (Ok(()), Ok(()))) = (network, catalog) {
                 ctx.caches_ready.store(true, Ordering::Release);
+                ctx.catalog_ready.store(true, Ordering::Release);
                 ready.store(true, Ordering::Release);
                 tracing::info!("caches synced; controllers acting");
             }
         }
     };
 
-    let controllers =
-        futures::future::join3(node_controller, link_controller, federation_controller);
-    let housekeeping =
-        futures::future::join3(forget_deleted_nodes, forget_deleted_links, readiness);
-    let drivers = futures::future::join(nodes.drive(), links.drive());
+    let controllers = futures::future::join4(
+        node_controller,
+        link_controller,
+        federation_controller,
+        product_controller,
+    );
+    let housekeeping = futures::future::join4(
+        forget_deleted_nodes,
+        forget_deleted_links,
+        readiness,
+        catalog_views,
+    );
+    let drivers = futures::future::join3(nodes.drive(), links.drive(), entries.drive());
     // The controllers end on shutdown; the watch drivers and housekeeping run
     // until then and are dropped with this future.
     tokio::select! {

@@ -34,8 +34,10 @@ pub mod reasons {
     pub const PROBE_FAILING: &str = "ProbeFailing";
     pub const SLOW_RESPONSES: &str = "SlowResponses";
     pub const READY: &str = "Ready";
-    pub const HOME_NAMESPACE_READY: &str = "HomeNamespaceReady";
 }
+
+/// The conditions the node reconciler owns.
+const OWN_CONDITIONS: [&str; 2] = [types::READY, types::REACHABLE];
 
 pub async fn reconcile(node: Arc<DataFlowNode>, ctx: Arc<Context>) -> Result<Action> {
     let name = node.name_any();
@@ -117,7 +119,14 @@ pub fn desired_status(
 ) -> DataFlowNodeStatus {
     let previous = node.status.clone().unwrap_or_default();
     let generation = node.metadata.generation;
-    let mut conditions = previous.conditions.clone();
+    // Only the conditions this reconciler owns: CatalogSynced and catalogEntries
+    // belong to the catalog side, under its own field manager.
+    let mut conditions: Vec<_> = previous
+        .conditions
+        .iter()
+        .filter(|c| OWN_CONDITIONS.contains(&c.type_.as_str()))
+        .cloned()
+        .collect();
     let failure = health.last_failure.as_ref();
 
     let (reachable, reachable_reason, reachable_message) = match (health.phase, failure) {
@@ -188,23 +197,6 @@ pub fn desired_status(
         now,
     );
 
-    if conditions::find(&conditions, types::CATALOG_SYNCED).is_none()
-        && node.spec.catalog.kubeconfig_secret_ref.is_none()
-    {
-        conditions::set(
-            &mut conditions,
-            types::CATALOG_SYNCED,
-            Status::True,
-            reasons::HOME_NAMESPACE_READY,
-            format!(
-                "catalog view is written to namespace {}",
-                node.home_namespace()
-            ),
-            generation,
-            now,
-        );
-    }
-
     DataFlowNodeStatus {
         phase: health.phase,
         observed_generation: generation,
@@ -214,7 +206,7 @@ pub fn desired_status(
             .smoothed_rtt_millis
             .map(|ms| (ms * 100.0).round() / 100.0),
         consecutive_failures: health.consecutive_failures.min(i32::MAX as u32) as i32,
-        catalog_entries: previous.catalog_entries,
+        catalog_entries: None,
     }
 }
 
@@ -227,9 +219,15 @@ pub fn needs_write(
 ) -> bool {
     let Some(current) = current else { return true };
     let capped = |failures: i32| failures.clamp(0, threshold as i32);
+    let own: Vec<_> = current
+        .conditions
+        .iter()
+        .filter(|c| OWN_CONDITIONS.contains(&c.type_.as_str()))
+        .cloned()
+        .collect();
     current.phase != desired.phase
         || current.observed_generation != desired.observed_generation
-        || !conditions::equal_ignoring_time(&current.conditions, &desired.conditions)
+        || !conditions::equal_ignoring_time(&own, &desired.conditions)
         || capped(current.consecutive_failures) != capped(desired.consecutive_failures)
         || rtt_moved(current.rtt_millis, desired.rtt_millis)
         || current.last_probe_time.is_none()

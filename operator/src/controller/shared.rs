@@ -65,9 +65,14 @@ where
         }
     }
 
-    /// Every applied (created, changed, or listed) object.
+    /// Every applied (created, changed, or listed) and every deleted object.
     pub fn triggers(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
-        futures::stream::select(self.applied.clone(), self.deletions())
+        futures::stream::select(self.applied(), self.deletions())
+    }
+
+    /// Every applied (created, changed, or listed) object.
+    pub fn applied(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        self.applied.clone()
     }
 
     /// Every deleted object.
@@ -90,5 +95,20 @@ where
         if let Some(driver) = driver {
             driver.await;
         }
+    }
+}
+
+/// Remembers a fingerprint per name and says whether it changed, so a watch on
+/// a busy kind (node status changes with every probe outcome) only triggers
+/// reconcilers that care when the fields they read change.
+#[derive(Default)]
+pub struct ChangeFilter {
+    seen: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl ChangeFilter {
+    pub fn changed(&self, name: &str, fingerprint: String) -> bool {
+        let mut seen = self.seen.lock().expect("change filter lock");
+        seen.insert(name.to_owned(), fingerprint.clone()).as_ref() != Some(&fingerprint)
     }
 }

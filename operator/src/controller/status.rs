@@ -14,6 +14,7 @@ pub mod managers {
     pub const NODE: &str = "flowfed.io/node-controller";
     pub const LINK: &str = "flowfed.io/link-controller";
     pub const FEDERATION: &str = "flowfed.io/federation-controller";
+    pub const CATALOG: &str = "flowfed.io/catalog-controller";
 }
 
 /// Applies `status` to `object`'s status subresource as `manager`.

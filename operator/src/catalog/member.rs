@@ -1,0 +1,470 @@
+//! Member clusters: each city can hold its own catalog view in its own cluster.
+//!
+//! A member's client is built from a kubeconfig in a hub Secret, checked first:
+//! a kubeconfig that would run a program (`exec`, `auth-provider`), read local
+//! files, or skip TLS verification (unless the node allows it) is refused with
+//! a reason, and nothing is spawned. Every request has a deadline, and a member
+//! that fails is backed off, so one dead city never stalls the others.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, CustomResourceExt};
+
+use super::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::api::{CatalogEntry, DataFlowNode, SecretKeyRef};
+
+/// Why a member cluster cannot be used. `reason()` is the condition reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MemberProblem {
+    #[error("kubeconfig Secret {0} not found")]
+    SecretMissing(String),
+    #[error("kubeconfig Secret {secret} has no key {key}")]
+    KeyMissing { secret: String, key: String },
+    #[error("kubeconfig is not valid: {0}")]
+    InvalidKubeconfig(String),
+    #[error("kubeconfig refused: {0}")]
+    RefusedKubeconfig(String),
+    #[error("member cluster unreachable: {0}")]
+    Unreachable(String),
+}
+
+impl MemberProblem {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            MemberProblem::SecretMissing(_) => "KubeconfigSecretMissing",
+            MemberProblem::KeyMissing { .. } => "KubeconfigKeyMissing",
+            MemberProblem::InvalidKubeconfig(_) => "InvalidKubeconfig",
+            MemberProblem::RefusedKubeconfig(_) => "RefusedKubeconfig",
+            MemberProblem::Unreachable(_) => "MemberUnreachable",
+        }
+    }
+}
+
+/// Parses a kubeconfig and refuses anything that could run a program, read a
+/// local file, or (unless `allow_insecure`) skip TLS verification.
+pub fn check_kubeconfig(yaml: &str, allow_insecure: bool) -> Result<Kubeconfig, MemberProblem> {
+    let config =
+        Kubeconfig::from_yaml(yaml).map_err(|e| MemberProblem::InvalidKubeconfig(e.to_string()))?;
+    let refuse = |what: String| Err(MemberProblem::RefusedKubeconfig(what));
+    for named in &config.auth_infos {
+        let Some(auth) = &named.auth_info else {
+            continue;
+        };
+        let user = &named.name;
+        if auth.exec.is_some() {
+            return refuse(format!(
+                "user {user} uses exec (a kubeconfig in a Secret must not run programs)"
+            ));
+        }
+        if auth.auth_provider.is_some() {
+            return refuse(format!("user {user} uses auth-provider"));
+        }
+        if auth.client_certificate.is_some()
+            || auth.client_key.is_some()
+            || auth.token_file.is_some()
+        {
+            return refuse(format!(
+                "user {user} reads local files; embed client-certificate-data, client-key-data or token"
+            ));
+        }
+    }
+    for named in &config.clusters {
+        let Some(cluster) = &named.cluster else {
+            continue;
+        };
+        if cluster.certificate_authority.is_some() {
+            return refuse(format!(
+                "cluster {} reads a local CA file; embed certificate-authority-data",
+                named.name
+            ));
+        }
+        if cluster.insecure_skip_tls_verify == Some(true) && !allow_insecure {
+            return refuse(format!(
+                "cluster {} sets insecure-skip-tls-verify; set spec.catalog.allowInsecureMemberTls on the node to accept it",
+                named.name
+            ));
+        }
+    }
+    if config.current_context.is_none() && config.contexts.len() != 1 {
+        return Err(MemberProblem::InvalidKubeconfig(
+            "no current-context".into(),
+        ));
+    }
+    Ok(config)
+}
+
+/// A usable member cluster.
+#[derive(Clone)]
+pub struct Member {
+    pub client: Client,
+    /// Namespace holding the node's catalog view.
+    pub namespace: String,
+}
+
+struct Tracked {
+    secret_version: Option<String>,
+    checked_at: Instant,
+    member: Result<Member, MemberProblem>,
+    /// While set and in the future, the member is skipped (backoff after failures).
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    /// Entries in the member's catalog view by name, with their content hash:
+    /// listed when the client is built, then kept by every write and delete.
+    entries: HashMap<String, String>,
+}
+
+/// Member clients by node name, rebuilt when their Secret changes.
+#[derive(Default)]
+pub struct Members {
+    tracked: Mutex<HashMap<String, Tracked>>,
+}
+
+/// How often a member's Secret is re-read to notice a new kubeconfig.
+const SECRET_RECHECK: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(120);
+
+impl Members {
+    /// The member cluster of `node`, (re)building its client when the Secret
+    /// changed. A member in backoff answers with its last problem at once.
+    pub async fn get(
+        &self,
+        hub: &Client,
+        node: &str,
+        secret_ref: &SecretKeyRef,
+        namespace: &str,
+        allow_insecure: bool,
+    ) -> Result<Member, MemberProblem> {
+        {
+            let tracked = self.tracked.lock().expect("members lock");
+            if let Some(t) = tracked.get(node) {
+                if let Some(retry_at) = t.retry_at
+                    && Instant::now() < retry_at
+                {
+                    return t.member.clone().and(Err(MemberProblem::Unreachable(
+                        "backing off after failures".into(),
+                    )));
+                }
+                if t.checked_at.elapsed() < SECRET_RECHECK && t.member.is_ok() {
+                    return t.member.clone();
+                }
+            }
+        }
+        let secrets: Api<Secret> = Api::namespaced(hub.clone(), &secret_ref.namespace);
+        let secret_name = format!("{}/{}", secret_ref.namespace, secret_ref.name);
+        let secret = secrets.get_opt(&secret_ref.name).await.map_err(|e| {
+            MemberProblem::Unreachable(format!("reading Secret {secret_name}: {e}"))
+        })?;
+        let Some(secret) = secret else {
+            return self.record(node, None, Err(MemberProblem::SecretMissing(secret_name)));
+        };
+        let version = secret.metadata.resource_version.clone();
+        {
+            let mut tracked = self.tracked.lock().expect("members lock");
+            if let Some(t) = tracked.get_mut(node)
+                && t.secret_version.is_some()
+                && t.secret_version == version
+                && t.member.as_ref().is_ok_and(|m| m.namespace == namespace)
+            {
+                t.checked_at = Instant::now();
+                return t.member.clone();
+            }
+        }
+        let built = build(&secret, secret_ref, &secret_name, namespace, allow_insecure).await;
+        self.record(node, version, built)
+    }
+
+    /// The member cluster of `node`, or `None` when the node keeps its catalog
+    /// view in the hub.
+    pub async fn for_node(
+        &self,
+        hub: &Client,
+        node: &DataFlowNode,
+    ) -> Option<Result<Member, MemberProblem>> {
+        let secret_ref = node.spec.catalog.kubeconfig_secret_ref.as_ref()?;
+        let name = node.metadata.name.as_deref().unwrap_or_default();
+        let allow = node.spec.catalog.allow_insecure_member_tls;
+        Some(
+            self.get(hub, name, secret_ref, &node.member_namespace(), allow)
+                .await,
+        )
+    }
+
+    fn record(
+        &self,
+        node: &str,
+        version: Option<String>,
+        member: Result<(Member, HashMap<String, String>), MemberProblem>,
+    ) -> Result<Member, MemberProblem> {
+        let mut tracked = self.tracked.lock().expect("members lock");
+        let entry = tracked.entry(node.to_owned()).or_insert_with(|| Tracked {
+            secret_version: None,
+            checked_at: Instant::now(),
+            member: member.clone().map(|(m, _)| m),
+            retry_at: None,
+            backoff: Duration::from_secs(2),
+            entries: HashMap::new(),
+        });
+        entry.secret_version = version;
+        entry.checked_at = Instant::now();
+        entry.member = member.clone().map(|(m, _)| m);
+        if let Ok((_, listed)) = member {
+            entry.retry_at = None;
+            entry.backoff = Duration::from_secs(2);
+            entry.entries = listed;
+        }
+        entry.member.clone()
+    }
+
+    /// The content hash of entry `name` in `node`'s member, as last written or listed.
+    pub fn entry_hash(&self, node: &str, name: &str) -> Option<String> {
+        let tracked = self.tracked.lock().expect("members lock");
+        tracked.get(node).and_then(|t| t.entries.get(name).cloned())
+    }
+
+    /// Records a write (`Some(hash)`) or delete (`None`) of entry `name` in `node`'s member.
+    pub fn record_entry(&self, node: &str, name: &str, hash: Option<String>) {
+        let mut tracked = self.tracked.lock().expect("members lock");
+        if let Some(t) = tracked.get_mut(node) {
+            match hash {
+                Some(hash) => t.entries.insert(name.to_owned(), hash),
+                None => t.entries.remove(name),
+            };
+        }
+    }
+
+    /// Names and hashes of the entries in `node`'s member view.
+    pub fn entries(&self, node: &str) -> HashMap<String, String> {
+        let tracked = self.tracked.lock().expect("members lock");
+        tracked
+            .get(node)
+            .map(|t| t.entries.clone())
+            .unwrap_or_default()
+    }
+
+    /// Records a failed request to `node`'s member: it is skipped for a backoff
+    /// that doubles with each failure (2 s up to 2 min).
+    pub fn failed(&self, node: &str, problem: MemberProblem) {
+        let mut tracked = self.tracked.lock().expect("members lock");
+        if let Some(t) = tracked.get_mut(node) {
+            t.retry_at = Some(Instant::now() + t.backoff);
+            t.backoff = (t.backoff * 2).min(MAX_BACKOFF);
+            t.member = Err(problem);
+            t.secret_version = None;
+        }
+    }
+
+    /// Whether `node`'s member is usable, for `flowfed_member_cluster_up`:
+    /// `None` for nodes without a member cluster.
+    pub fn up(&self, node: &str) -> Option<bool> {
+        let tracked = self.tracked.lock().expect("members lock");
+        tracked
+            .get(node)
+            .map(|t| t.member.is_ok() && t.retry_at.is_none_or(|r| Instant::now() >= r))
+    }
+
+    /// The last problem of `node`'s member, if any.
+    pub fn problem(&self, node: &str) -> Option<MemberProblem> {
+        let tracked = self.tracked.lock().expect("members lock");
+        tracked.get(node).and_then(|t| t.member.clone().err())
+    }
+
+    /// Forgets members of nodes not in `keep`.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.tracked
+            .lock()
+            .expect("members lock")
+            .retain(|node, _| keep(node));
+    }
+}
+
+/// Builds a member client from its Secret and prepares the member: the
+/// CatalogEntry CRD installed and Established, the catalog namespace present.
+/// Returns the entries the member already holds (name to content hash).
+async fn build(
+    secret: &Secret,
+    secret_ref: &SecretKeyRef,
+    secret_name: &str,
+    namespace: &str,
+    allow_insecure: bool,
+) -> Result<(Member, HashMap<String, String>), MemberProblem> {
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&secret_ref.key))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(&secret_ref.key))
+                .map(|s| s.clone().into_bytes())
+        })
+        .ok_or_else(|| MemberProblem::KeyMissing {
+            secret: secret_name.to_owned(),
+            key: secret_ref.key.clone(),
+        })?;
+    let yaml = String::from_utf8(bytes)
+        .map_err(|_| MemberProblem::InvalidKubeconfig("not UTF-8 text".into()))?;
+    let kubeconfig = check_kubeconfig(&yaml, allow_insecure)?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| MemberProblem::InvalidKubeconfig(e.to_string()))?;
+    config.connect_timeout = Some(Duration::from_secs(5));
+    config.read_timeout = Some(Duration::from_secs(15));
+    config.write_timeout = Some(Duration::from_secs(15));
+    let client =
+        Client::try_from(config).map_err(|e| MemberProblem::InvalidKubeconfig(e.to_string()))?;
+    let listed = prepare(&client, namespace)
+        .await
+        .map_err(|e| MemberProblem::Unreachable(e.to_string()))?;
+    Ok((
+        Member {
+            client,
+            namespace: namespace.to_owned(),
+        },
+        listed,
+    ))
+}
+
+/// Installs (or updates) the CatalogEntry CRD and the catalog namespace, and
+/// lists the entries already there.
+async fn prepare(client: &Client, namespace: &str) -> Result<HashMap<String, String>, kube::Error> {
+    const MANAGER: &str = "flowfed.io/member-setup";
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = CatalogEntry::crd();
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    crds.patch(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await?;
+    let established = async {
+        loop {
+            let current = crds.get(&name).await?;
+            let ok = current.status.and_then(|s| s.conditions).is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            });
+            if ok {
+                return Ok::<(), kube::Error>(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), established)
+        .await
+        .map_err(|_| {
+            kube::Error::Service(
+                "CatalogEntry CRD not Established in the member within 30 s".into(),
+            )
+        })??;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let manifest = serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+    });
+    namespaces
+        .patch(
+            namespace,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&manifest),
+        )
+        .await?;
+    let entries = Api::<CatalogEntry>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")))
+        .await?;
+    Ok(entries
+        .items
+        .into_iter()
+        .map(|e| (e.metadata.name.unwrap_or_default(), e.spec.content_hash))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kubeconfig(user: &str, cluster_extra: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\n{cluster_extra}\nusers:\n- name: u\n  user:\n{user}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+        )
+    }
+
+    #[test]
+    fn embedded_credentials_are_accepted() {
+        let yaml = kubeconfig("    token: abc", "    certificate-authority-data: Zm9v");
+        assert!(check_kubeconfig(&yaml, false).is_ok());
+    }
+
+    #[test]
+    fn programs_files_and_skipped_verification_are_refused() {
+        let cases = [
+            (
+                kubeconfig(
+                    "    exec:\n      command: /bin/sh\n      apiVersion: client.authentication.k8s.io/v1",
+                    "",
+                ),
+                "exec",
+            ),
+            (
+                kubeconfig("    auth-provider:\n      name: gcp", ""),
+                "auth-provider",
+            ),
+            (
+                kubeconfig(
+                    "    client-certificate: /etc/cert.pem\n    client-key: /etc/key.pem",
+                    "",
+                ),
+                "local files",
+            ),
+            (
+                kubeconfig("    tokenFile: /var/run/token", ""),
+                "local files",
+            ),
+            (
+                kubeconfig("    token: abc", "    certificate-authority: /etc/ca.pem"),
+                "local CA file",
+            ),
+            (
+                kubeconfig("    token: abc", "    insecure-skip-tls-verify: true"),
+                "insecure-skip-tls-verify",
+            ),
+        ];
+        for (yaml, fragment) in cases {
+            match check_kubeconfig(&yaml, false) {
+                Err(MemberProblem::RefusedKubeconfig(message)) => {
+                    assert!(message.contains(fragment), "{message}")
+                }
+                other => panic!(
+                    "expected refusal mentioning {fragment}, got {:?}",
+                    other.map(|_| ())
+                ),
+            }
+        }
+        let insecure = kubeconfig("    token: abc", "    insecure-skip-tls-verify: true");
+        assert!(
+            check_kubeconfig(&insecure, true).is_ok(),
+            "allowed explicitly by the node"
+        );
+    }
+
+    #[test]
+    fn garbage_is_invalid_not_a_panic() {
+        for text in [
+            "",
+            "{",
+            "apiVersion: v1\nkind: Config\nusers: 7",
+            "\u{0}\u{1}",
+        ] {
+            assert!(check_kubeconfig(text, false).is_err(), "{text:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Each node's catalog view as a whole: the node's `CatalogSynced` condition and
+//! `catalogEntries` count, and the orphan sweep that removes entries whose
+//! product or node is gone. Runs periodically, and only on a complete view of
+//! the world (every cache synced), so nothing is deleted on a partial one.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::reflector::Store;
+
+use super::status::{apply_status, managers};
+use super::{Context, Result};
+use crate::api::conditions::{self, Status, types};
+use crate::api::{CatalogEntry, DataFlowNode, DataProduct, TARGET_NODE_LABEL};
+use crate::catalog::delete_entry;
+
+/// Condition reasons for CatalogSynced.
+pub mod reasons {
+    pub const HOME_NAMESPACE: &str = "HomeNamespaceCatalog";
+    pub const MEMBER_SYNCED: &str = "MemberClusterReady";
+    pub const MEMBER_PENDING: &str = "MemberClusterPending";
+}
+
+/// How often views are refreshed and orphans swept.
+pub const PERIOD: Duration = Duration::from_secs(10);
+
+/// Runs until the process stops.
+pub async fn run(ctx: Arc<Context>, products: Store<DataProduct>) {
+    let mut tick = tokio::time::interval(PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !ctx.catalog_ready() {
+            continue;
+        }
+        if let Err(error) = sweep_orphans(&ctx, &products).await {
+            tracing::warn!(%error, "orphan sweep failed; retrying next period");
+        }
+        if let Err(error) = refresh_views(&ctx).await {
+            tracing::warn!(%error, "catalog view refresh failed; retrying next period");
+        }
+    }
+}
+
+/// Deletes hub entries whose product no longer exists (by uid) or whose target
+/// node is gone, and member entries whose product is gone.
+async fn sweep_orphans(ctx: &Context, products: &Store<DataProduct>) -> Result<()> {
+    let live_products: BTreeSet<String> = products.state().iter().filter_map(|p| p.uid()).collect();
+    let nodes = ctx.nodes.state();
+    let live_nodes: BTreeSet<String> = nodes.iter().map(|n| n.name_any()).collect();
+    for entry in ctx.entries.state() {
+        let target_gone = entry
+            .labels()
+            .get(TARGET_NODE_LABEL)
+            .is_some_and(|t| !live_nodes.contains(t));
+        let product_gone = !live_products.contains(&entry.spec.product.uid);
+        if !(target_gone || product_gone) {
+            continue;
+        }
+        let api: Api<CatalogEntry> =
+            Api::namespaced(ctx.client.clone(), &entry.namespace().unwrap_or_default());
+        if delete_entry(&api, &entry.name_any()).await? {
+            tracing::info!(entry = %entry.name_any(), target_gone, product_gone, "removed orphaned catalog entry");
+        }
+    }
+    for node in &nodes {
+        let name = node.name_any();
+        let Some(Ok(member)) = ctx.members.for_node(&ctx.client, node).await else {
+            continue;
+        };
+        let api: Api<CatalogEntry> = Api::namespaced(member.client.clone(), &member.namespace);
+        let listed = match api.list(&Default::default()).await {
+            Ok(list) => list.items,
+            Err(error) => {
+                ctx.members.failed(
+                    &name,
+                    crate::catalog::member::MemberProblem::Unreachable(error.to_string()),
+                );
+                continue;
+            }
+        };
+        // Whatever the member holds is what the cache should say (drift repair).
+        let known = ctx.members.entries(&name);
+        for entry in &listed {
+            let entry_name = entry.name_any();
+            if !live_products.contains(&entry.spec.product.uid) {
+                if delete_entry(&api, &entry_name).await.is_ok() {
+                    ctx.members.record_entry(&name, &entry_name, None);
+                }
+            } else if known.get(&entry_name) != Some(&entry.spec.content_hash)
+                || entry.spec != expected_spec(entry)
+            {
+                // Changed by someone else: forget it, so the product's next sync puts it back.
+                ctx.members
+                    .record_entry(&name, &entry_name, Some(String::new()));
+            }
+        }
+        let present: BTreeSet<String> = listed.iter().map(|e| e.name_any()).collect();
+        for gone in known.keys().filter(|k| !present.contains(*k)) {
+            ctx.members.record_entry(&name, gone, None);
+        }
+    }
+    ctx.members.retain(|node| live_nodes.contains(node));
+    Ok(())
+}
+
+/// An entry spec with its hash recomputed: differs from the stored one when
+/// someone edited the listing fields.
+fn expected_spec(entry: &CatalogEntry) -> crate::api::CatalogEntrySpec {
+    let mut spec = entry.spec.clone();
+    spec.content_hash = crate::catalog::content_hash(&spec);
+    spec
+}
+
+/// Writes each node's CatalogSynced condition and catalogEntries when they change.
+async fn refresh_views(ctx: &Context) -> Result<()> {
+    let mut hub_counts: HashMap<String, i64> = HashMap::new();
+    for entry in ctx.entries.state() {
+        if let Some(target) = entry.labels().get(TARGET_NODE_LABEL) {
+            *hub_counts.entry(target.clone()).or_default() += 1;
+        }
+    }
+    let now = ctx.now();
+    for node in ctx.nodes.state() {
+        let name = node.name_any();
+        let (count, status, reason, message) = match &node.spec.catalog.kubeconfig_secret_ref {
+            None => (
+                hub_counts.get(&name).copied().unwrap_or(0),
+                Status::True,
+                reasons::HOME_NAMESPACE,
+                format!(
+                    "catalog view is namespace {} in the hub",
+                    node.home_namespace()
+                ),
+            ),
+            Some(_) => {
+                let count = ctx.members.entries(&name).len() as i64;
+                match (ctx.members.up(&name), ctx.members.problem(&name)) {
+                    (Some(true), _) => (
+                        count,
+                        Status::True,
+                        reasons::MEMBER_SYNCED,
+                        format!(
+                            "catalog view is namespace {} in the node's member cluster",
+                            node.member_namespace()
+                        ),
+                    ),
+                    (_, Some(problem)) => {
+                        (count, Status::False, problem.reason(), problem.to_string())
+                    }
+                    (_, None) => (
+                        count,
+                        Status::Unknown,
+                        reasons::MEMBER_PENDING,
+                        "member cluster not contacted yet".to_owned(),
+                    ),
+                }
+            }
+        };
+        write_view(ctx, &node, count, status, reason, message, now).await?;
+    }
+    Ok(())
+}
+
+async fn write_view(
+    ctx: &Context,
+    node: &DataFlowNode,
+    count: i64,
+    status: Status,
+    reason: &str,
+    message: String,
+    now: Timestamp,
+) -> Result<()> {
+    let current = node.status.clone().unwrap_or_default();
+    let mut synced: Vec<_> = current
+        .conditions
+        .iter()
+        .filter(|c| c.type_ == types::CATALOG_SYNCED)
+        .cloned()
+        .collect();
+    let before = synced.clone();
+    conditions::set(
+        &mut synced,
+        types::CATALOG_SYNCED,
+        status,
+        reason,
+        message,
+        node.metadata.generation,
+        now,
+    );
+    if current.catalog_entries == Some(count) && conditions::equal_ignoring_time(&before, &synced) {
+        return Ok(());
+    }
+    let partial = serde_json::json!({"catalogEntries": count, "conditions": synced});
+    let api: Api<DataFlowNode> = Api::all(ctx.client.clone());
+    apply_status(&api, node, managers::CATALOG, &partial).await
+}

@@ -1,0 +1,629 @@
+//! One-point release, all-region visibility, against real control planes: a
+//! product published once is listed at every node the cross-border rules allow,
+//! in hub namespaces or in a member cluster, kept in place against drift, and
+//! withdrawn when its mechanism expires, its node goes, or it is deleted.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use flowfed::api::{CatalogEntry, DataFlowNode, DataProduct};
+use flowfed_tests::{Plane, install_crds, start_operator, unique, wait_for};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+const CONVERGE: Duration = Duration::from_secs(30);
+
+struct Catalog {
+    _plane: Plane,
+    client: kube::Client,
+    id: String,
+}
+
+impl Catalog {
+    async fn new() -> Catalog {
+        let plane = Plane::start(&unique("cat")).expect("control plane");
+        let client = plane.client().await.expect("client");
+        install_crds(&client).await.expect("CRDs");
+        Catalog {
+            _plane: plane,
+            client,
+            id: unique("c"),
+        }
+    }
+
+    fn name(&self, node: &str) -> String {
+        format!("{}-{node}", self.id)
+    }
+
+    async fn add_node(
+        &self,
+        node: &str,
+        province: &str,
+        jurisdiction: &str,
+        catalog: serde_json::Value,
+    ) -> String {
+        let name = self.name(node);
+        let manifest = json!({
+            "apiVersion": "flowfed.io/v1alpha1", "kind": "DataFlowNode",
+            "metadata": {"name": name, "labels": {"region": node}},
+            "spec": {
+                "city": node, "province": province, "jurisdiction": jurisdiction,
+                // Nothing listens here: the catalog does not depend on reachability.
+                "endpoint": {"url": "http://127.0.0.1:9/healthz"},
+                "probe": {"intervalSeconds": 60, "timeoutSeconds": 1},
+                "catalog": catalog,
+            }
+        });
+        Api::<DataFlowNode>::all(self.client.clone())
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(manifest).unwrap(),
+            )
+            .await
+            .unwrap();
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": format!("dfn-{name}")}})).unwrap();
+        let _ = Api::<Namespace>::all(self.client.clone())
+            .create(&PostParams::default(), &ns)
+            .await;
+        name
+    }
+
+    async fn publish(&self, node: &str, product: &str, spec: serde_json::Value) -> DataProduct {
+        let manifest = json!({
+            "apiVersion": "flowfed.io/v1alpha1", "kind": "DataProduct",
+            "metadata": {"name": product, "namespace": format!("dfn-{}", self.name(node))},
+            "spec": spec,
+        });
+        self.products(node)
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(manifest).unwrap(),
+            )
+            .await
+            .unwrap()
+    }
+
+    fn products(&self, node: &str) -> Api<DataProduct> {
+        Api::namespaced(self.client.clone(), &format!("dfn-{}", self.name(node)))
+    }
+
+    fn entries(&self, node: &str) -> Api<CatalogEntry> {
+        Api::namespaced(self.client.clone(), &format!("dfn-{}", self.name(node)))
+    }
+
+    /// Nodes (short names) whose hub catalog lists an entry for `product`.
+    async fn listed_at(&self, product_uid: &str) -> BTreeSet<String> {
+        let all: Api<CatalogEntry> = Api::all(self.client.clone());
+        let entries = all
+            .list(&ListParams::default().labels(&format!("flowfed.io/product-uid={product_uid}")))
+            .await
+            .unwrap();
+        entries
+            .items
+            .iter()
+            .map(|e| {
+                e.labels()["flowfed.io/target-node"]
+                    .trim_start_matches(&format!("{}-", self.id))
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    async fn wait_listed(&self, product: &DataProduct, expected: &[&str]) {
+        let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+        let uid = product.uid().unwrap();
+        let deadline = Instant::now() + CONVERGE;
+        loop {
+            let listed = self.listed_at(&uid).await;
+            if listed == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} listed at {listed:?}, expected {expected:?}",
+                product.name_any()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn synced(p: &DataProduct) -> bool {
+    p.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Synced" && c.status == "True")
+    })
+}
+
+#[tokio::test]
+async fn products_are_listed_where_the_rules_allow_and_kept_there() {
+    let cat = Catalog::new().await;
+    let operator = start_operator(cat.client.clone()).await.unwrap();
+    cat.add_node("shanghai", "CN-SH", "CN", json!({})).await;
+    cat.add_node("beijing", "CN-BJ", "CN", json!({})).await;
+    cat.add_node("hongkong", "CN-HK", "HK", json!({})).await;
+    cat.add_node("macao", "CN-MO", "MO", json!({})).await;
+
+    let contract = cat
+        .publish("shanghai", "port-index", json!({
+            "title": "Port index", "classification": "PersonalInformation", "keywords": ["port"],
+            "crossBorder": {"mechanism": "StandardContract", "reference": "SH-SC-1", "validUntil": "2099-01-01T00:00:00Z"}
+        }))
+        .await;
+    let sensitive = cat
+        .publish(
+            "shanghai",
+            "patients",
+            json!({"title": "Patients", "classification": "SensitivePersonalInformation"}),
+        )
+        .await;
+    let core = cat
+        .publish("beijing", "grid", json!({
+            "title": "Grid", "classification": "CoreData", "visibility": {"scope": "Selected", "nodeSelector": {}}
+        }))
+        .await;
+    let anonymized = cat
+        .publish(
+            "hongkong",
+            "flows",
+            json!({"title": "Flows", "classification": "PersonalInformation", "anonymized": true}),
+        )
+        .await;
+
+    cat.wait_listed(&contract, &["shanghai", "beijing", "hongkong", "macao"])
+        .await;
+    cat.wait_listed(&sensitive, &["shanghai", "beijing"]).await;
+    cat.wait_listed(&core, &["beijing"]).await;
+    cat.wait_listed(&anonymized, &["shanghai", "beijing", "hongkong", "macao"])
+        .await;
+
+    // Status says where, and why not.
+    let status = wait_for(&cat.products("shanghai"), "patients", CONVERGE, synced)
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(status.publisher_node, Some(cat.name("shanghai")));
+    assert_eq!(
+        status.visible_in,
+        vec![cat.name("beijing"), cat.name("shanghai")]
+    );
+    let reasons: Vec<(String, String)> = status
+        .blocked
+        .iter()
+        .map(|b| (b.node.clone(), b.reason.clone()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (cat.name("hongkong"), "NoCrossBorderMechanism".into()),
+            (cat.name("macao"), "NoCrossBorderMechanism".into())
+        ]
+    );
+    assert!(status.release_to_visible_millis.is_some());
+
+    // The entry: deterministic name, copied listing, labels.
+    let entry = cat
+        .entries("beijing")
+        .get(&format!("{}.port-index", cat.name("shanghai")))
+        .await
+        .unwrap();
+    assert_eq!(entry.spec.title, "Port index");
+    assert_eq!(entry.spec.product.node, cat.name("shanghai"));
+    assert_eq!(
+        entry.labels()["flowfed.io/publisher-node"],
+        cat.name("shanghai")
+    );
+    assert_eq!(entry.spec.content_hash.len(), 32);
+
+    // Drift: a deleted entry and an edited entry are put back.
+    let entry_name = entry.name_any();
+    cat.entries("beijing")
+        .delete(&entry_name, &DeleteParams::default())
+        .await
+        .unwrap();
+    cat.entries("macao")
+        .patch(
+            &entry_name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"title": "Tampered"}})),
+        )
+        .await
+        .unwrap();
+    wait_for(&cat.entries("beijing"), &entry_name, CONVERGE, |_| true)
+        .await
+        .unwrap();
+    wait_for(&cat.entries("macao"), &entry_name, CONVERGE, |e| {
+        e.spec.title == "Port index"
+    })
+    .await
+    .unwrap();
+
+    // A spec change reaches every copy.
+    cat.products("shanghai")
+        .patch(
+            "port-index",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"title": "Port index v2"}})),
+        )
+        .await
+        .unwrap();
+    for node in ["shanghai", "beijing", "hongkong", "macao"] {
+        wait_for(&cat.entries(node), &entry_name, CONVERGE, |e| {
+            e.spec.title == "Port index v2"
+        })
+        .await
+        .unwrap();
+    }
+
+    // Unchanged products cause no writes: entry versions stay put over a resync.
+    let versions = || async {
+        let mut v = Vec::new();
+        for node in ["shanghai", "beijing"] {
+            v.push(
+                cat.entries(node)
+                    .get(&entry_name)
+                    .await
+                    .unwrap()
+                    .resource_version(),
+            );
+        }
+        v
+    };
+    let before = versions().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(before, versions().await);
+
+    // A restart of the operator neither duplicates nor loses entries.
+    operator.stop().await.unwrap();
+    let operator = start_operator(cat.client.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cat.wait_listed(&contract, &["shanghai", "beijing", "hongkong", "macao"])
+        .await;
+    let total = Api::<CatalogEntry>::all(cat.client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert_eq!(total, 4 + 2 + 1 + 4);
+
+    // Metrics.
+    let body = reqwest::get(format!("http://{}/metrics", operator.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains(&format!(
+            "flowfed_catalog_entries{{node=\"{}\"}} 4",
+            cat.name("beijing")
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains("flowfed_catalog_blocked{reason=\"NoCrossBorderMechanism\"} 2"),
+        "{body}"
+    );
+    assert!(
+        body.contains("flowfed_catalog_blocked{reason=\"CoreDataStaysAtPublisher\"} 3"),
+        "{body}"
+    );
+    assert!(
+        body.contains("flowfed_catalog_release_to_visible_seconds_count"),
+        "{body}"
+    );
+
+    // Deleting a product removes its entries everywhere, then the product.
+    cat.products("shanghai")
+        .delete("port-index", &DeleteParams::default())
+        .await
+        .unwrap();
+    cat.wait_listed(&contract, &[]).await;
+    wait_for(&cat.products("shanghai"), "patients", CONVERGE, |_| true)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + CONVERGE;
+    while cat
+        .products("shanghai")
+        .get_opt("port-index")
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "product kept by its finalizer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Removing a node removes its catalog view and its products' entries elsewhere.
+    Api::<DataFlowNode>::all(cat.client.clone())
+        .delete(&cat.name("hongkong"), &DeleteParams::default())
+        .await
+        .unwrap();
+    cat.wait_listed(&anonymized, &[]).await;
+    let hk_view = cat
+        .entries("hongkong")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        hk_view.items.is_empty(),
+        "{} entries left in the removed node's view",
+        hk_view.items.len()
+    );
+    let flows = wait_for(&cat.products("hongkong"), "flows", CONVERGE, |p| {
+        p.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Published" && c.status == "False")
+        })
+    })
+    .await
+    .unwrap();
+    let published = flows
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Published")
+        .unwrap();
+    assert_eq!(published.reason, "NoPublisherNode");
+    operator.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_expiring_mechanism_withdraws_entries_abroad_at_that_moment() {
+    let cat = Catalog::new().await;
+    let operator = start_operator(cat.client.clone()).await.unwrap();
+    cat.add_node("shenzhen", "CN-GD", "CN", json!({})).await;
+    cat.add_node("guangzhou", "CN-GD", "CN", json!({})).await;
+    cat.add_node("hongkong", "CN-HK", "HK", json!({})).await;
+    let valid_until =
+        k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(8);
+    let product = cat
+        .publish("shenzhen", "trade", json!({
+            "title": "Trade", "classification": "PersonalInformation",
+            "crossBorder": {"mechanism": "Certification", "reference": "PIC-1", "validUntil": valid_until.to_string()}
+        }))
+        .await;
+    cat.wait_listed(&product, &["shenzhen", "guangzhou", "hongkong"])
+        .await;
+    let until = std::time::SystemTime::from(valid_until);
+    let wait = until
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::sleep(wait).await;
+    let expired_at = Instant::now();
+    cat.wait_listed(&product, &["shenzhen", "guangzhou"]).await;
+    let lag = expired_at.elapsed();
+    println!("withdrawn {lag:?} after validUntil");
+    assert!(
+        lag < Duration::from_secs(2),
+        "withdrawn {lag:?} after validUntil, not at that moment"
+    );
+    let status = wait_for(&cat.products("shenzhen"), "trade", CONVERGE, |p| {
+        p.status
+            .as_ref()
+            .is_some_and(|s| s.blocked.iter().any(|b| b.reason == "MechanismExpired"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.status.unwrap().visible_in.len(), 2);
+    operator.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn member_clusters_hold_their_own_view_and_bad_kubeconfigs_are_refused() {
+    let cat = Catalog::new().await;
+    let member = Plane::start(&unique("member")).unwrap();
+    let secrets: Api<Secret> = Api::namespaced(cat.client.clone(), "default");
+    let secret = |name: &str, kubeconfig: String| -> Secret {
+        serde_json::from_value(
+            json!({"metadata": {"name": name}, "stringData": {"kubeconfig": kubeconfig}}),
+        )
+        .unwrap()
+    };
+    secrets
+        .create(
+            &PostParams::default(),
+            &secret("hk-kubeconfig", member.kubeconfig_yaml().unwrap()),
+        )
+        .await
+        .unwrap();
+    let admin: serde_json::Value =
+        serde_yaml::from_str(&member.kubeconfig_yaml().unwrap()).unwrap();
+    let cluster = &admin["clusters"][0]["cluster"];
+    let exec_kubeconfig = serde_json::to_string(&json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "m", "cluster": cluster}],
+        "users": [{"name": "evil", "user": {"exec": {
+            "command": "/bin/touch", "args": ["/tmp/flowfed-pwned"], "apiVersion": "client.authentication.k8s.io/v1"
+        }}}],
+        "contexts": [{"name": "m", "context": {"cluster": "m", "user": "evil"}}],
+        "current-context": "m",
+    }))
+    .unwrap();
+    secrets
+        .create(
+            &PostParams::default(),
+            &secret("mo-kubeconfig", exec_kubeconfig),
+        )
+        .await
+        .unwrap();
+
+    let operator = start_operator(cat.client.clone()).await.unwrap();
+    cat.add_node("shanghai", "CN-SH", "CN", json!({})).await;
+    let hk = cat
+        .add_node("hongkong", "CN-HK", "HK", json!({
+            "kubeconfigSecretRef": {"namespace": "default", "name": "hk-kubeconfig", "key": "kubeconfig"},
+            "memberNamespace": "hk-catalog"
+        }))
+        .await;
+    let mo = cat
+        .add_node("macao", "CN-MO", "MO", json!({
+            "kubeconfigSecretRef": {"namespace": "default", "name": "mo-kubeconfig", "key": "kubeconfig"}
+        }))
+        .await;
+    let product = cat
+        .publish(
+            "shanghai",
+            "public-air",
+            json!({"title": "Air", "classification": "Public"}),
+        )
+        .await;
+
+    // Hong Kong's copy is in its own cluster, not in the hub.
+    let member_client = member.client().await.unwrap();
+    let member_entries: Api<CatalogEntry> = Api::namespaced(member_client.clone(), "hk-catalog");
+    let entry_name = format!("{}.public-air", cat.name("shanghai"));
+    let entry = wait_for(&member_entries, &entry_name, CONVERGE, |_| true)
+        .await
+        .unwrap();
+    assert_eq!(entry.spec.title, "Air");
+    cat.wait_listed(&product, &["shanghai"]).await;
+
+    // Macao's kubeconfig runs a program: refused, nothing spawned, the rest syncs.
+    let macao = wait_for(
+        &Api::<DataFlowNode>::all(cat.client.clone()),
+        &mo,
+        CONVERGE,
+        |n| {
+            n.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "CatalogSynced" && c.status == "False")
+            })
+        },
+    )
+    .await
+    .unwrap();
+    let condition = macao
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "CatalogSynced")
+        .unwrap();
+    assert_eq!(condition.reason, "RefusedKubeconfig", "{condition:?}");
+    assert!(condition.message.contains("exec"), "{}", condition.message);
+    assert!(
+        !std::path::Path::new("/tmp/flowfed-pwned").exists(),
+        "the exec plugin ran"
+    );
+    let status = wait_for(&cat.products("shanghai"), "public-air", CONVERGE, |p| {
+        p.status.as_ref().is_some_and(|s| !s.conditions.is_empty())
+    })
+    .await
+    .unwrap()
+    .status
+    .unwrap();
+    assert!(status.visible_in.contains(&hk), "{status:?}");
+    assert!(!status.visible_in.contains(&mo));
+    let hk_node = wait_for(
+        &Api::<DataFlowNode>::all(cat.client.clone()),
+        &hk,
+        CONVERGE,
+        |n| {
+            n.status
+                .as_ref()
+                .is_some_and(|s| s.catalog_entries == Some(1))
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        hk_node
+            .status
+            .unwrap()
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "CatalogSynced" && c.status == "True")
+    );
+
+    // The member goes down: a new product syncs everywhere else, and reaches the
+    // member once it is back.
+    member.stop_component("kube-apiserver").unwrap();
+    let later = cat
+        .publish(
+            "shanghai",
+            "public-later",
+            json!({"title": "Later", "classification": "Public"}),
+        )
+        .await;
+    cat.wait_listed(&later, &["shanghai"]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    member.start_component("kube-apiserver").unwrap();
+    wait_for(
+        &member_entries,
+        &format!("{}.public-later", cat.name("shanghai")),
+        Duration::from_secs(90),
+        |_| true,
+    )
+    .await
+    .unwrap();
+
+    // Deleting the product removes the member's copy too.
+    cat.products("shanghai")
+        .delete("public-air", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + CONVERGE;
+    // Right after its restart the member may briefly answer 404 for the CRD's
+    // path while it re-registers it; only a clean "not found" counts.
+    while !matches!(member_entries.get_opt(&entry_name).await, Ok(None)) {
+        assert!(Instant::now() < deadline, "member copy not removed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    operator.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_product_outside_any_home_namespace_is_published_nowhere() {
+    let cat = Catalog::new().await;
+    let operator = start_operator(cat.client.clone()).await.unwrap();
+    cat.add_node("shanghai", "CN-SH", "CN", json!({})).await;
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "tenant-x"}})).unwrap();
+    Api::<Namespace>::all(cat.client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let products: Api<DataProduct> = Api::namespaced(cat.client.clone(), "tenant-x");
+    let manifest = json!({
+        "apiVersion": "flowfed.io/v1alpha1", "kind": "DataProduct",
+        "metadata": {"name": "impostor", "namespace": "tenant-x"},
+        "spec": {"title": "Claims to be Shanghai's", "classification": "Public"},
+    });
+    products
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(manifest).unwrap(),
+        )
+        .await
+        .unwrap();
+    let p = wait_for(&products, "impostor", CONVERGE, |p| {
+        p.status.as_ref().is_some_and(|s| !s.conditions.is_empty())
+    })
+    .await
+    .unwrap();
+    let published = p
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Published")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (published.status.as_str(), published.reason.as_str()),
+        ("False", "NoPublisherNode")
+    );
+    assert!(published.message.contains("tenant-x"));
+    assert!(cat.listed_at(&p.uid().unwrap()).await.is_empty());
+    operator.stop().await.unwrap();
+}
