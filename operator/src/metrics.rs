@@ -137,7 +137,10 @@ struct NetworkGauges {
     interconnected: GaugeVec,
     components: GaugeVec,
     critical_nodes: GaugeVec,
+    critical_links: GaugeVec,
+    link_critical: GaugeVec,
     provinces_covered: GaugeVec,
+    provinces_target: GaugeVec,
 }
 
 impl NetworkGauges {
@@ -193,15 +196,30 @@ impl NetworkGauges {
                 "Nodes whose loss would split the federation.",
                 &["federation"],
             ),
+            critical_links: gauge(
+                "flowfed_federation_critical_links",
+                "Links whose loss would split the federation.",
+                &["federation"],
+            ),
+            link_critical: gauge(
+                "flowfed_link_critical",
+                "1 for a link whose loss would split a federation (a bridge).",
+                &["link"],
+            ),
             provinces_covered: gauge(
                 "flowfed_federation_provinces_covered",
                 "Provincial-level regions with a Ready member node.",
                 &["federation"],
             ),
+            provinces_target: gauge(
+                "flowfed_federation_provinces_target",
+                "The federation's coverage.provincesTarget.",
+                &["federation"],
+            ),
         }
     }
 
-    fn all(&self) -> [&GaugeVec; 9] {
+    fn all(&self) -> [&GaugeVec; 12] {
         [
             &self.node_info,
             &self.node_up,
@@ -211,7 +229,10 @@ impl NetworkGauges {
             &self.interconnected,
             &self.components,
             &self.critical_nodes,
+            &self.critical_links,
+            &self.link_critical,
             &self.provinces_covered,
+            &self.provinces_target,
         ]
     }
 }
@@ -322,6 +343,19 @@ impl Collector for NetworkCollector {
                 .provinces_covered
                 .with_label_values(&[&name])
                 .set(f64::from(status.provinces_covered));
+            gauges
+                .critical_links
+                .with_label_values(&[&name])
+                .set(status.critical_links.len() as f64);
+            for link in &status.critical_links {
+                gauges.link_critical.with_label_values(&[link]).set(1.0);
+            }
+            if let Some(coverage) = federation.spec.coverage {
+                gauges
+                    .provinces_target
+                    .with_label_values(&[&name])
+                    .set(f64::from(coverage.provinces_target));
+            }
         }
         gauges.all().iter().flat_map(|g| g.collect()).collect()
     }
