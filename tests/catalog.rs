@@ -579,6 +579,17 @@ async fn member_clusters_hold_their_own_view_and_bad_kubeconfigs_are_refused() {
         assert!(Instant::now() < deadline, "member copy not removed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Macao's refused kubeconfig does not hold the deletion.
+    while cat
+        .products("shanghai")
+        .get_opt("public-air")
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "product kept by its finalizer");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     operator.stop().await.unwrap();
 }
 

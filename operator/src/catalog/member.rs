@@ -35,6 +35,12 @@ pub enum MemberProblem {
 }
 
 impl MemberProblem {
+    /// A problem of configuration (the Secret or kubeconfig), not of reachability:
+    /// retrying will not help until someone fixes it.
+    pub fn is_configuration(&self) -> bool {
+        !matches!(self, MemberProblem::Unreachable(_))
+    }
+
     pub fn reason(&self) -> &'static str {
         match self {
             MemberProblem::SecretMissing(_) => "KubeconfigSecretMissing",
@@ -248,10 +254,14 @@ impl Members {
     }
 
     /// Records a failed request to `node`'s member: it is skipped for a backoff
-    /// that doubles with each failure (2 s up to 2 min).
+    /// that doubles with each failed attempt (2 s up to 2 min). Failures reported
+    /// while the member is already backing off do not extend it.
     pub fn failed(&self, node: &str, problem: MemberProblem) {
         let mut tracked = self.tracked.lock().expect("members lock");
         if let Some(t) = tracked.get_mut(node) {
+            if t.retry_at.is_some_and(|r| Instant::now() < r) {
+                return;
+            }
             t.retry_at = Some(Instant::now() + t.backoff);
             t.backoff = (t.backoff * 2).min(MAX_BACKOFF);
             t.member = Err(problem);

@@ -506,7 +506,15 @@ async fn withdraw(product: Arc<DataProduct>, ctx: &Context) -> Result<()> {
         };
         let member = match ctx.members.for_node(&ctx.client, &node).await {
             None => continue,
-            Some(member) => member.map_err(|p| Error::Member(node_name.clone(), p))?,
+            Some(Ok(member)) => member,
+            // A member whose kubeconfig is refused or missing cannot be cleaned
+            // now; the orphan sweep removes this product's entries there once
+            // its kubeconfig is fixed. Only an unreachable member holds deletion.
+            Some(Err(problem)) if problem.is_configuration() => {
+                tracing::warn!(node = %node_name, %problem, "cannot clean the member's catalog view yet; the orphan sweep will");
+                continue;
+            }
+            Some(Err(problem)) => return Err(Error::Member(node_name.clone(), problem)),
         };
         let api: Api<CatalogEntry> = Api::namespaced(member.client.clone(), &member.namespace);
         for entry in api
