@@ -149,6 +149,13 @@ impl Plane {
         Ok(())
     }
 
+    /// A kubectl command (the cached build) pointed at this plane.
+    pub fn kubectl_command(&self) -> Command {
+        let mut command = Command::new(tool("kubectl").expect("kubectl is built"));
+        command.arg("--kubeconfig").arg(&self.kubeconfig);
+        command
+    }
+
     /// Runs the cached kubectl against this plane.
     pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
         Ok(Command::new(tool("kubectl")?)

@@ -46,9 +46,28 @@ pub async fn reconcile(node: Arc<DataFlowNode>, ctx: Arc<Context>) -> Result<Act
     let timeout = Duration::from_secs(node.spec.probe.timeout_seconds.max(1) as u64);
     let threshold = node.spec.probe.failure_threshold.max(1) as u32;
 
+    // A namespace that cannot be created must not stop the probing: report it
+    // and try again on the next reconcile.
     if !ctx.health.namespace_ensured(&name, generation) {
-        ensure_home_namespace(&node, &ctx).await?;
-        ctx.health.mark_namespace_ensured(&name, generation);
+        match ensure_home_namespace(&node, &ctx).await {
+            Ok(()) => ctx.health.mark_namespace_ensured(&name, generation),
+            Err(error) => {
+                let note = format!(
+                    "cannot create home namespace {}: {error}",
+                    node.home_namespace()
+                );
+                tracing::warn!(node = %name, %error, "cannot create home namespace");
+                publish_event(
+                    &ctx.recorder,
+                    node.as_ref(),
+                    EventType::Warning,
+                    "HomeNamespaceFailed",
+                    "Ensure",
+                    note,
+                )
+                .await;
+            }
+        }
     }
 
     if let Some(wait) = ctx.health.node_due_in(&name, generation, interval) {
