@@ -127,7 +127,16 @@ fn the_deployment_meets_the_restricted_pod_security_standard() {
 #[test]
 fn bad_values_are_rejected_with_a_message_naming_the_value() {
     let cases = [
-        (vec!["--set", "replicaCount=3"], "/replicaCount"),
+        (vec!["--set", "replicaCount=9"], "/replicaCount"),
+        (
+            vec![
+                "--set",
+                "replicaCount=2",
+                "--set",
+                "leaderElection.enabled=false",
+            ],
+            "/replicaCount",
+        ),
         (
             vec!["--set", "operator.logFormat=xml"],
             "/operator/logFormat",

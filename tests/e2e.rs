@@ -106,6 +106,7 @@ async fn helm_installed_operator_runs_with_its_own_identity_and_prometheus_sees_
         &["delete", "catalogentries.flowfed.io", "-n", "dfn-anything"],
         &["get", "secrets", "-n", NAMESPACE],
         &["create", "events.events.k8s.io", "-n", "default"],
+        &["patch", "leases.coordination.k8s.io", "-n", NAMESPACE],
     ] {
         assert!(can(allowed), "the operator needs {allowed:?}");
     }
@@ -121,6 +122,7 @@ async fn helm_installed_operator_runs_with_its_own_identity_and_prometheus_sees_
         &["impersonate", "users"],
         &["escalate", "clusterroles"],
         &["bind", "clusterroles"],
+        &["patch", "leases.coordination.k8s.io", "-n", "kube-system"],
     ] {
         assert!(!can(denied), "the operator must not be allowed {denied:?}");
     }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::controller::Settings;
+use crate::runtime::LeaderElection;
 use crate::{api, runtime};
 
 /// flowfed: keeps a national network of data flow nodes interconnected and its
@@ -28,6 +29,18 @@ enum Command {
         /// Log format.
         #[arg(long, env = "FLOWFED_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
         log_format: LogFormat,
+        /// Run the controllers only while holding a Lease, so several replicas are safe.
+        #[arg(long, env = "FLOWFED_LEADER_ELECTION")]
+        leader_election: bool,
+        /// Namespace of the leader Lease (in a pod: its own namespace).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "flowfed-system")]
+        lease_namespace: String,
+        /// Name of the leader Lease.
+        #[arg(long, env = "FLOWFED_LEASE_NAME", default_value = "flowfed-leader")]
+        lease_name: String,
+        /// This replica's identity in the Lease (in a pod: its name).
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
     },
     /// Write the CustomResourceDefinitions as YAML, one file per kind.
     Crdgen {
@@ -51,12 +64,21 @@ impl Cli {
             Command::Run {
                 http_addr,
                 log_format,
+                leader_election,
+                lease_namespace,
+                lease_name,
+                identity,
             } => {
                 init_tracing(log_format);
+                let election = leader_election.then(|| LeaderElection {
+                    namespace: lease_namespace,
+                    lease: lease_name,
+                    identity: identity.unwrap_or_else(default_identity),
+                });
                 tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .build()?
-                    .block_on(run(http_addr))
+                    .block_on(run(http_addr, election))
             }
         }
     }
@@ -72,9 +94,15 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-async fn run(http_addr: SocketAddr) -> anyhow::Result<()> {
+/// Host name and process id: unique per replica without a pod name.
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}-{}", host.trim(), std::process::id())
+}
+
+async fn run(http_addr: SocketAddr, election: Option<LeaderElection>) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
-    let operator = runtime::start(client, Settings::default(), http_addr).await?;
+    let operator = runtime::start(client, Settings::default(), http_addr, election).await?;
     let shutdown = operator.shutdown_handle();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -13,7 +13,8 @@ use kube::runtime::reflector::Store;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::api::{
@@ -33,6 +34,8 @@ pub struct Metrics {
     pub reconcile_duration_seconds: HistogramVec,
     /// Time from a product's release (creation or spec change) to its last entry written.
     pub catalog_release_to_visible_seconds: Histogram,
+    /// 1 while this replica holds the leader Lease (or runs without election).
+    pub leader: IntGauge,
 }
 
 impl Metrics {
@@ -72,11 +75,21 @@ impl Metrics {
         registry
             .register(Box::new(catalog_release_to_visible_seconds.clone()))
             .expect("unique metric");
+        let leader = IntGauge::new(
+            "flowfed_leader",
+            "1 while this replica runs the controllers (holds the leader Lease), else 0.",
+        )
+        .expect("valid metric");
+        leader.set(1);
+        registry
+            .register(Box::new(leader.clone()))
+            .expect("unique metric");
         Metrics {
             registry,
             reconcile_total,
             reconcile_duration_seconds,
             catalog_release_to_visible_seconds,
+            leader,
         }
     }
 

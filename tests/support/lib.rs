@@ -244,7 +244,7 @@ pub async fn start_operator(client: kube::Client) -> anyhow::Result<flowfed::run
         instance: format!("test-{}", std::process::id()),
         ..Default::default()
     };
-    flowfed::runtime::start(client, settings, "127.0.0.1:0".parse()?).await
+    flowfed::runtime::start(client, settings, "127.0.0.1:0".parse()?, None).await
 }
 
 /// Loopback endpoint addresses named by `spec.endpoint.url` in YAML manifests.
@@ -270,4 +270,85 @@ pub fn loopback_endpoints(files: &[impl AsRef<Path>]) -> anyhow::Result<Vec<std:
         }
     }
     Ok(addrs)
+}
+
+/// The `flowfed` binary of this workspace, built on first use.
+pub fn flowfed_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-q", "-p", "flowfed", "--bin", "flowfed"])
+                .current_dir(repo_root())
+                .status()
+                .expect("running cargo build");
+            assert!(status.success(), "cargo build -p flowfed failed");
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| repo_root().join("target"));
+            target.join("debug/flowfed")
+        })
+        .clone()
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; bind it soon).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `flowfed run` as a separate process, killed when dropped.
+pub struct OperatorProcess {
+    pub child: std::process::Child,
+    pub http_addr: std::net::SocketAddr,
+}
+
+impl OperatorProcess {
+    /// Starts `flowfed run` against `kubeconfig` with `args` added.
+    pub fn start(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<OperatorProcess> {
+        let http_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+        let child = Command::new(flowfed_binary())
+            .args(["run", "--http-addr", &http_addr.to_string()])
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "warn,flowfed=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(OperatorProcess { child, http_addr })
+    }
+
+    /// GET a path of the operator's HTTP endpoint: (status, body), or `None` when it does not answer.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let response = reqwest::get(format!("http://{}{path}", self.http_addr))
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the process to exit; returns how long it took.
+    pub fn terminate(&mut self, limit: Duration) -> anyhow::Result<Duration> {
+        let started = std::time::Instant::now();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        while started.elapsed() < limit {
+            if self.child.try_wait()?.is_some() {
+                return Ok(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("still running {limit:?} after SIGTERM")
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
