@@ -5,7 +5,7 @@ NAME ?= hub
 PLANE := tests/controlplane/plane.sh
 CARGO ?= cargo
 
-.PHONY: help controlplane up down demo crds lint test
+.PHONY: help controlplane up down demo crds lint test bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -31,3 +31,7 @@ lint: ## rustfmt and clippy, warnings are errors
 
 test: controlplane lint ## everything CI runs: lint, unit, property and integration tests
 	$(CARGO) test --workspace --no-fail-fast
+
+bench: controlplane ## measure write limits, propagation, release-to-visible and scale; writes bench/results.json
+	$(CARGO) build --release -p flowfed -p flowfed-tests --bin flowfed --bin flowfed-bench
+	target/release/flowfed-bench

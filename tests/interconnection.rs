@@ -294,6 +294,16 @@ async fn an_idle_network_causes_no_status_writes() {
     })
     .await
     .unwrap();
+    for node in [&na, &nb] {
+        let has_view = |n: &DataFlowNode| {
+            n.status
+                .as_ref()
+                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "CatalogSynced"))
+        };
+        wait_for(&net.nodes(), node, CONVERGE, has_view)
+            .await
+            .unwrap();
+    }
     // Let the first RTT samples settle, then watch resource versions for 4 probe intervals.
     tokio::time::sleep(Duration::from_secs(INTERVAL_S * 2)).await;
     let versions = |_: ()| async {

@@ -30,13 +30,13 @@ pub const PERIOD: Duration = Duration::from_secs(10);
 
 /// Runs until the process stops.
 pub async fn run(ctx: Arc<Context>, products: Store<DataProduct>) {
+    while !ctx.catalog_ready() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let mut tick = tokio::time::interval(PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if !ctx.catalog_ready() {
-            continue;
-        }
         if let Err(error) = sweep_orphans(&ctx, &products).await {
             tracing::warn!(%error, "orphan sweep failed; retrying next period");
         }
