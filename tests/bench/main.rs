@@ -463,16 +463,23 @@ async fn mutating_requests(client: &kube::Client) -> anyhow::Result<f64> {
     Ok(total)
 }
 
+/// Entries seen (namespace/name) and entries per product uid.
+#[derive(Default)]
+struct Seen {
+    entries: HashSet<String>,
+    per_product: HashMap<String, usize>,
+}
+
 /// An independent watcher of every CatalogEntry: counts distinct entries and
 /// entries per product.
 struct EntryWatcher {
-    seen: Arc<Mutex<(HashSet<String>, HashMap<String, usize>)>>,
+    seen: Arc<Mutex<Seen>>,
     _task: tokio::task::JoinHandle<()>,
 }
 
 impl EntryWatcher {
     fn start(client: kube::Client) -> EntryWatcher {
-        let seen: Arc<Mutex<(HashSet<String>, HashMap<String, usize>)>> = Arc::default();
+        let seen: Arc<Mutex<Seen>> = Arc::default();
         let shared = seen.clone();
         let task = tokio::spawn(async move {
             let api: Api<CatalogEntry> = Api::all(client);
@@ -493,8 +500,8 @@ impl EntryWatcher {
                         entry.metadata.namespace.clone().unwrap_or_default(),
                         entry.metadata.name.clone().unwrap_or_default()
                     );
-                    if seen.0.insert(key) {
-                        *seen.1.entry(entry.spec.product.uid.clone()).or_default() += 1;
+                    if seen.entries.insert(key) {
+                        *seen.per_product.entry(entry.spec.product.uid.clone()).or_default() += 1;
                     }
                 }
             }
@@ -503,7 +510,7 @@ impl EntryWatcher {
     }
 
     fn count(&self) -> usize {
-        self.seen.lock().unwrap().0.len()
+        self.seen.lock().unwrap().entries.len()
     }
 
     async fn wait_for_count(&self, count: usize, limit: Duration) -> anyhow::Result<()> {
@@ -527,7 +534,7 @@ impl EntryWatcher {
     ) -> anyhow::Result<()> {
         let deadline = Instant::now() + limit;
         loop {
-            if self.seen.lock().unwrap().1.get(uid).copied().unwrap_or(0) >= targets {
+            if self.seen.lock().unwrap().per_product.get(uid).copied().unwrap_or(0) >= targets {
                 return Ok(());
             }
             anyhow::ensure!(
