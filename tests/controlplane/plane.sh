@@ -85,7 +85,7 @@ stop_component() {
 wait_ready() {
   local deadline=$((SECONDS + ${FLOWFED_READY_TIMEOUT:-120}))
   while ! readyz; do
-    for c in "${components[@]}"; do
+    for c in etcd kube-apiserver; do
       if [[ -f "$meta/$c.pid" ]] && ! pid_alive "$(component_pid "$c")"; then
         tail -n 20 "$state/$c.log" >&2 || true
         die "$c of plane '$name' exited during start; full log: $state/$c.log"
@@ -234,7 +234,12 @@ case "$cmd" in
       stop_component "$3"
     else
       start_component "$3"
-      [[ "$3" == kube-controller-manager ]] || wait_ready
+      if [[ "$3" != kube-controller-manager ]]; then
+        wait_ready
+        # kube-controller-manager gives up when the API server is gone for a
+        # while; bring it back with the API server.
+        start_component kube-controller-manager
+      fi
     fi
     ;;
   status)

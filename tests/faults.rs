@@ -1,0 +1,156 @@
+//! Faults against real control planes: the operator killed mid-sync, the hub's
+//! API server restarted, objects deleted while the operator is down. Each ends
+//! with the catalog exactly right: no duplicate entry, no stale entry, nothing
+//! lost.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use flowfed::api::{CatalogEntry, DataFlowNode, DataProduct};
+use flowfed_tests::{OperatorProcess, Plane, install_crds, unique};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::ResourceExt;
+use serde_json::json;
+
+const NODES: [&str; 4] = ["beijing", "shanghai", "guangzhou", "chengdu"];
+
+async fn setup(label: &str) -> (Plane, kube::Client) {
+    let plane = Plane::start(&unique(label)).unwrap();
+    let client = plane.client().await.unwrap();
+    install_crds(&client).await.unwrap();
+    for node in NODES {
+        let manifest: DataFlowNode = serde_json::from_value(json!({
+            "apiVersion": "flowfed.io/v1alpha1", "kind": "DataFlowNode", "metadata": {"name": node},
+            "spec": {"city": node, "province": "CN-SH", "endpoint": {"url": "http://127.0.0.1:9/"},
+                     "probe": {"intervalSeconds": 3600, "timeoutSeconds": 1}}
+        }))
+        .unwrap();
+        Api::<DataFlowNode>::all(client.clone()).create(&PostParams::default(), &manifest).await.unwrap();
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": format!("dfn-{node}")}})).unwrap();
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+    }
+    (plane, client)
+}
+
+async fn publish(client: &kube::Client, node: &str, name: &str) {
+    let product: DataProduct = serde_json::from_value(json!({
+        "apiVersion": "flowfed.io/v1alpha1", "kind": "DataProduct",
+        "metadata": {"name": name, "namespace": format!("dfn-{node}")},
+        "spec": {"title": name, "classification": "Public"}
+    }))
+    .unwrap();
+    Api::<DataProduct>::namespaced(client.clone(), &format!("dfn-{node}")).create(&PostParams::default(), &product).await.unwrap();
+}
+
+/// Waits until the hub catalog holds exactly `expected` (product name to
+/// number of entries) and nothing else.
+async fn converge(client: &kube::Client, expected: &BTreeMap<String, usize>, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let entries = Api::<CatalogEntry>::all(client.clone()).list(&ListParams::default()).await.unwrap().items;
+        let mut actual: BTreeMap<String, usize> = BTreeMap::new();
+        let mut names = std::collections::BTreeSet::new();
+        for entry in &entries {
+            assert!(
+                names.insert((entry.namespace(), entry.name_any())),
+                "duplicate entry {:?}/{}", entry.namespace(), entry.name_any()
+            );
+            *actual.entry(entry.spec.product.name.clone()).or_default() += 1;
+        }
+        if &actual == expected {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let missing: Vec<_> = expected.iter().filter(|(k, v)| actual.get(*k) != Some(v)).take(5).collect();
+            let extra: Vec<_> = actual.iter().filter(|(k, _)| !expected.contains_key(*k)).take(5).collect();
+            panic!("catalog not converged after {limit:?}: {} entries; wrong {missing:?}; stale {extra:?}", entries.len());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn killing_the_operator_mid_sync_loses_and_duplicates_nothing() {
+    let (plane, client) = setup("kill").await;
+    let products = 1000;
+    for i in 0..products {
+        publish(&client, NODES[i % NODES.len()], &format!("p{i}")).await;
+    }
+    // Kill it three times at different points of the sync, then let it finish.
+    let mut seen_entries = Vec::new();
+    for (round, run_for) in [700u64, 1900, 3100].iter().enumerate() {
+        let mut operator = OperatorProcess::start(&plane.kubeconfig, &[]).unwrap();
+        tokio::time::sleep(Duration::from_millis(*run_for)).await;
+        operator.child.kill().unwrap();
+        operator.child.wait().unwrap();
+        let count = Api::<CatalogEntry>::all(client.clone()).list_metadata(&ListParams::default()).await.unwrap().items.len();
+        println!("round {round}: killed after {run_for} ms with {count} entries written");
+        seen_entries.push(count);
+    }
+    let _operator = OperatorProcess::start(&plane.kubeconfig, &[]).unwrap();
+    let expected: BTreeMap<String, usize> = (0..products).map(|i| (format!("p{i}"), NODES.len())).collect();
+    converge(&client, &expected, Duration::from_secs(300)).await;
+    assert!(seen_entries.iter().any(|c| *c > 0 && *c < products * NODES.len()), "a kill landed mid-sync: {seen_entries:?}");
+}
+
+#[tokio::test]
+async fn deletions_while_the_operator_is_down_are_cleaned_up_when_it_returns() {
+    let (plane, client) = setup("down").await;
+    for i in 0..20 {
+        publish(&client, NODES[i % NODES.len()], &format!("p{i}")).await;
+    }
+    let mut operator = OperatorProcess::start(&plane.kubeconfig, &[]).unwrap();
+    let all: BTreeMap<String, usize> = (0..20).map(|i| (format!("p{i}"), NODES.len())).collect();
+    converge(&client, &all, Duration::from_secs(60)).await;
+    operator.child.kill().unwrap();
+    operator.child.wait().unwrap();
+
+    // While it is down: two products deleted, and the node chengdu removed.
+    for name in ["p0", "p1"] {
+        let node = NODES[name[1..].parse::<usize>().unwrap() % NODES.len()];
+        Api::<DataProduct>::namespaced(client.clone(), &format!("dfn-{node}")).delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    Api::<DataFlowNode>::all(client.clone()).delete("chengdu", &DeleteParams::default()).await.unwrap();
+
+    let _operator = OperatorProcess::start(&plane.kubeconfig, &[]).unwrap();
+    // p0, p1 gone everywhere; chengdu's view gone; chengdu's products (p3, p7, ...)
+    // listed nowhere; the rest at the three remaining nodes.
+    let expected: BTreeMap<String, usize> = (2..20)
+        .filter(|i| NODES[i % NODES.len()] != "chengdu")
+        .map(|i| (format!("p{i}"), NODES.len() - 1))
+        .collect();
+    converge(&client, &expected, Duration::from_secs(120)).await;
+    for name in ["p0", "p1"] {
+        let node = NODES[name[1..].parse::<usize>().unwrap() % NODES.len()];
+        let api = Api::<DataProduct>::namespaced(client.clone(), &format!("dfn-{node}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while api.get_opt(name).await.unwrap().is_some() {
+            assert!(Instant::now() < deadline, "{name} kept by its finalizer");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_operator_rides_out_a_hub_api_server_restart() {
+    let (plane, client) = setup("restart").await;
+    let _operator = OperatorProcess::start(&plane.kubeconfig, &[]).unwrap();
+    publish(&client, "beijing", "before").await;
+    let mut expected = BTreeMap::from([("before".to_string(), NODES.len())]);
+    converge(&client, &expected, Duration::from_secs(60)).await;
+
+    plane.stop_component("kube-apiserver").unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    plane.start_component("kube-apiserver").unwrap();
+
+    // Watches resume: a product published after the restart is synced, and an
+    // entry deleted by hand is put back.
+    let client = plane.client().await.unwrap();
+    publish(&client, "shanghai", "after").await;
+    expected.insert("after".to_string(), NODES.len());
+    converge(&client, &expected, Duration::from_secs(120)).await;
+    Api::<CatalogEntry>::namespaced(client.clone(), "dfn-guangzhou").delete("beijing.before", &DeleteParams::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    converge(&client, &expected, Duration::from_secs(60)).await;
+}
