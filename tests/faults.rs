@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use flowfed::api::{CatalogEntry, DataFlowNode, DataProduct};
 use flowfed_tests::{OperatorProcess, Plane, install_crds, unique};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 
 const NODES: [&str; 4] = ["beijing", "shanghai", "guangzhou", "chengdu"];
@@ -26,9 +26,16 @@ async fn setup(label: &str) -> (Plane, kube::Client) {
                      "probe": {"intervalSeconds": 3600, "timeoutSeconds": 1}}
         }))
         .unwrap();
-        Api::<DataFlowNode>::all(client.clone()).create(&PostParams::default(), &manifest).await.unwrap();
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": format!("dfn-{node}")}})).unwrap();
-        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+        Api::<DataFlowNode>::all(client.clone())
+            .create(&PostParams::default(), &manifest)
+            .await
+            .unwrap();
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": format!("dfn-{node}")}})).unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
     }
     (plane, client)
 }
@@ -40,7 +47,10 @@ async fn publish(client: &kube::Client, node: &str, name: &str) {
         "spec": {"title": name, "classification": "Public"}
     }))
     .unwrap();
-    Api::<DataProduct>::namespaced(client.clone(), &format!("dfn-{node}")).create(&PostParams::default(), &product).await.unwrap();
+    Api::<DataProduct>::namespaced(client.clone(), &format!("dfn-{node}"))
+        .create(&PostParams::default(), &product)
+        .await
+        .unwrap();
 }
 
 /// Waits until the hub catalog holds exactly `expected` (product name to
@@ -48,13 +58,19 @@ async fn publish(client: &kube::Client, node: &str, name: &str) {
 async fn converge(client: &kube::Client, expected: &BTreeMap<String, usize>, limit: Duration) {
     let deadline = Instant::now() + limit;
     loop {
-        let entries = Api::<CatalogEntry>::all(client.clone()).list(&ListParams::default()).await.unwrap().items;
+        let entries = Api::<CatalogEntry>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
         let mut actual: BTreeMap<String, usize> = BTreeMap::new();
         let mut names = std::collections::BTreeSet::new();
         for entry in &entries {
             assert!(
                 names.insert((entry.namespace(), entry.name_any())),
-                "duplicate entry {:?}/{}", entry.namespace(), entry.name_any()
+                "duplicate entry {:?}/{}",
+                entry.namespace(),
+                entry.name_any()
             );
             *actual.entry(entry.spec.product.name.clone()).or_default() += 1;
         }
@@ -62,9 +78,20 @@ async fn converge(client: &kube::Client, expected: &BTreeMap<String, usize>, lim
             return;
         }
         if Instant::now() >= deadline {
-            let missing: Vec<_> = expected.iter().filter(|(k, v)| actual.get(*k) != Some(v)).take(5).collect();
-            let extra: Vec<_> = actual.iter().filter(|(k, _)| !expected.contains_key(*k)).take(5).collect();
-            panic!("catalog not converged after {limit:?}: {} entries; wrong {missing:?}; stale {extra:?}", entries.len());
+            let missing: Vec<_> = expected
+                .iter()
+                .filter(|(k, v)| actual.get(*k) != Some(v))
+                .take(5)
+                .collect();
+            let extra: Vec<_> = actual
+                .iter()
+                .filter(|(k, _)| !expected.contains_key(*k))
+                .take(5)
+                .collect();
+            panic!(
+                "catalog not converged after {limit:?}: {} entries; wrong {missing:?}; stale {extra:?}",
+                entries.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -84,14 +111,26 @@ async fn killing_the_operator_mid_sync_loses_and_duplicates_nothing() {
         tokio::time::sleep(Duration::from_millis(*run_for)).await;
         operator.child.kill().unwrap();
         operator.child.wait().unwrap();
-        let count = Api::<CatalogEntry>::all(client.clone()).list_metadata(&ListParams::default()).await.unwrap().items.len();
+        let count = Api::<CatalogEntry>::all(client.clone())
+            .list_metadata(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len();
         println!("round {round}: killed after {run_for} ms with {count} entries written");
         seen_entries.push(count);
     }
     let _operator = OperatorProcess::start(&plane.kubeconfig, &[]).unwrap();
-    let expected: BTreeMap<String, usize> = (0..products).map(|i| (format!("p{i}"), NODES.len())).collect();
+    let expected: BTreeMap<String, usize> = (0..products)
+        .map(|i| (format!("p{i}"), NODES.len()))
+        .collect();
     converge(&client, &expected, Duration::from_secs(300)).await;
-    assert!(seen_entries.iter().any(|c| *c > 0 && *c < products * NODES.len()), "a kill landed mid-sync: {seen_entries:?}");
+    assert!(
+        seen_entries
+            .iter()
+            .any(|c| *c > 0 && *c < products * NODES.len()),
+        "a kill landed mid-sync: {seen_entries:?}"
+    );
 }
 
 #[tokio::test]
@@ -109,9 +148,15 @@ async fn deletions_while_the_operator_is_down_are_cleaned_up_when_it_returns() {
     // While it is down: two products deleted, and the node chengdu removed.
     for name in ["p0", "p1"] {
         let node = NODES[name[1..].parse::<usize>().unwrap() % NODES.len()];
-        Api::<DataProduct>::namespaced(client.clone(), &format!("dfn-{node}")).delete(name, &DeleteParams::default()).await.unwrap();
+        Api::<DataProduct>::namespaced(client.clone(), &format!("dfn-{node}"))
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
     }
-    Api::<DataFlowNode>::all(client.clone()).delete("chengdu", &DeleteParams::default()).await.unwrap();
+    Api::<DataFlowNode>::all(client.clone())
+        .delete("chengdu", &DeleteParams::default())
+        .await
+        .unwrap();
 
     let _operator = OperatorProcess::start(&plane.kubeconfig, &[]).unwrap();
     // p0, p1 gone everywhere; chengdu's view gone; chengdu's products (p3, p7, ...)
@@ -150,7 +195,10 @@ async fn the_operator_rides_out_a_hub_api_server_restart() {
     publish(&client, "shanghai", "after").await;
     expected.insert("after".to_string(), NODES.len());
     converge(&client, &expected, Duration::from_secs(120)).await;
-    Api::<CatalogEntry>::namespaced(client.clone(), "dfn-guangzhou").delete("beijing.before", &DeleteParams::default()).await.unwrap();
+    Api::<CatalogEntry>::namespaced(client.clone(), "dfn-guangzhou")
+        .delete("beijing.before", &DeleteParams::default())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     converge(&client, &expected, Duration::from_secs(60)).await;
 }

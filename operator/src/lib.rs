@@ -12,4 +12,7 @@ pub mod policy;
 pub mod probe;
 pub mod runtime;
 pub mod server;
+
+#[cfg(test)]
+mod robustness;
 pub mod topology;

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -34,6 +35,9 @@ use crate::policy::{
 
 /// Keeps a product until its entries are gone everywhere, member clusters included.
 pub const FINALIZER: &str = "flowfed.io/catalog-cleanup";
+
+/// Entry writes in flight per product reconcile.
+const ENTRY_WRITE_CONCURRENCY: usize = 8;
 
 /// Condition reasons of the catalog reconciler.
 pub mod reasons {
@@ -248,18 +252,22 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
     let mut hub_keep: BTreeSet<(String, String)> = BTreeSet::new();
     let mut member_keep: BTreeSet<String> = BTreeSet::new();
     for target in &targets {
-        let target_name = target.node.name_any();
-        let outcome = match &target.node.spec.catalog.kubeconfig_secret_ref {
-            None => {
-                let ns = target.node.home_namespace();
-                hub_keep.insert((ns.clone(), name.clone()));
-                write_hub_entry(ctx, &ns, &name, &spec, &target_name).await
-            }
-            Some(_) => {
-                member_keep.insert(target_name.clone());
-                write_member_entry(ctx, &target.node, &name, &spec).await
-            }
+        match &target.node.spec.catalog.kubeconfig_secret_ref {
+            None => hub_keep.insert((target.node.home_namespace(), name.clone())),
+            Some(_) => member_keep.insert(target.node.name_any()),
         };
+    }
+    // Entries are written concurrently (bounded), so release-to-visible grows with
+    // the API server's latency rather than with the number of nodes times it.
+    let writes: Vec<_> = targets
+        .iter()
+        .map(|t| write_target(ctx, &t.node, &name, &spec))
+        .collect();
+    let outcomes: Vec<_> = futures::stream::iter(writes)
+        .buffer_unordered(ENTRY_WRITE_CONCURRENCY)
+        .collect()
+        .await;
+    for (target_name, outcome) in outcomes {
         match outcome {
             Ok(written) => {
                 wrote |= written;
@@ -362,6 +370,21 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
     Ok(Action::requeue(wake))
 }
 
+/// Writes the entry into `node`'s catalog view, wherever that lives.
+async fn write_target(
+    ctx: &Context,
+    node: &DataFlowNode,
+    name: &str,
+    spec: &CatalogEntrySpec,
+) -> (String, Result<bool, (&'static str, String)>) {
+    let target = node.name_any();
+    let outcome = match &node.spec.catalog.kubeconfig_secret_ref {
+        None => write_hub_entry(ctx, &node.home_namespace(), name, spec, &target).await,
+        Some(_) => write_member_entry(ctx, node, name, spec).await,
+    };
+    (target, outcome)
+}
+
 /// Applies the entry in a hub namespace unless an identical one is there.
 /// `Ok(true)` when something was written.
 async fn write_hub_entry(
@@ -372,19 +395,34 @@ async fn write_hub_entry(
     target: &str,
 ) -> Result<bool, (&'static str, String)> {
     let labels = entry_labels(spec, target);
-    let existing = ctx
-        .entries
-        .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace));
-    if existing.is_some_and(|e| {
-        e.spec == *spec && labels.iter().all(|(k, v)| e.labels().get(k) == Some(v))
-    }) {
-        return Ok(false);
+    let key = kube::runtime::reflector::ObjectRef::new(name).within(namespace);
+    match ctx.entries.get(&key) {
+        // In the cache: current unless someone changed it.
+        Some(existing) => {
+            // The watch holds it now; the write record is no longer needed.
+            ctx.written.forget(namespace, name);
+            if existing.spec == *spec
+                && labels
+                    .iter()
+                    .all(|(k, v)| existing.labels().get(k) == Some(v))
+            {
+                return Ok(false);
+            }
+        }
+        // Not in the cache yet: written moments ago and not watched back yet, or
+        // never written (a deletion clears the record before this runs).
+        None => {
+            if ctx.written.is_current(namespace, name, &spec.content_hash) {
+                return Ok(false);
+            }
+        }
     }
     let api: Api<CatalogEntry> = Api::namespaced(ctx.client.clone(), namespace);
     apply_entry(&api, name, spec, &labels)
         .await
-        .map(|()| true)
-        .map_err(|e| (reasons::WRITE_FAILED, e.to_string()))
+        .map_err(|e| (reasons::WRITE_FAILED, e.to_string()))?;
+    ctx.written.record(namespace, name, &spec.content_hash);
+    Ok(true)
 }
 
 /// Applies the entry in a node's member cluster unless it already holds this content.
@@ -597,5 +635,36 @@ impl ReleaseClock {
 
     pub fn forget(&self, uid: &str) {
         self.seen.lock().expect("release clock lock").remove(uid);
+    }
+}
+
+/// Hub entries this process wrote, with their content hash, so a product
+/// reconciled again before the entry watch catches up does not write twice.
+/// An entry's deletion (by anyone) clears its record before the product is
+/// reconciled, so a deleted entry is always put back.
+#[derive(Default)]
+pub struct WrittenEntries {
+    hashes: std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
+}
+
+impl WrittenEntries {
+    fn is_current(&self, namespace: &str, name: &str, hash: &str) -> bool {
+        let hashes = self.hashes.lock().expect("written entries lock");
+        hashes
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .is_some_and(|h| h == hash)
+    }
+
+    fn record(&self, namespace: &str, name: &str, hash: &str) {
+        let mut hashes = self.hashes.lock().expect("written entries lock");
+        hashes.insert((namespace.to_owned(), name.to_owned()), hash.to_owned());
+    }
+
+    /// Forgets an entry (it was deleted, or the watch now holds it).
+    pub fn forget(&self, namespace: &str, name: &str) {
+        self.hashes
+            .lock()
+            .expect("written entries lock")
+            .remove(&(namespace.to_owned(), name.to_owned()));
     }
 }
