@@ -260,6 +260,9 @@ fn network_report(
     topology::report(&nodes, &links)
 }
 
+/// At most this many partitions are spelled out in a message (the rest are counted).
+const PARTITIONS_IN_MESSAGE: usize = 8;
+
 fn describe_partitions(partitions: &[Vec<String>], report: &NetworkReport) -> String {
     if partitions.is_empty() {
         return format!(
@@ -267,13 +270,22 @@ fn describe_partitions(partitions: &[Vec<String>], report: &NetworkReport) -> St
             report.nodes_ready, report.nodes_total
         );
     }
-    partitions
+    let mut shown: Vec<String> = partitions
         .iter()
-        .map(|p| format!("[{}]", p.join(", ")))
-        .collect::<Vec<_>>()
-        .join(" | ")
+        .take(PARTITIONS_IN_MESSAGE)
+        .map(|p| match p.len() {
+            0..=6 => format!("[{}]", p.join(", ")),
+            n => format!("[{}, ... {} nodes]", p[..3].join(", "), n),
+        })
+        .collect();
+    if partitions.len() > PARTITIONS_IN_MESSAGE {
+        shown.push(format!(
+            "and {} more",
+            partitions.len() - PARTITIONS_IN_MESSAGE
+        ));
+    }
+    shown.join(" | ")
 }
-
 fn desired_status(
     federation: &Federation,
     report: &NetworkReport,

@@ -22,7 +22,10 @@ const BUFFER: usize = 4096;
 /// A watched kind: its store, its event streams, and the watch that feeds them.
 pub struct SharedWatch<K: Resource<DynamicType = ()> + Clone + 'static> {
     pub store: Store<K>,
-    applied: ReflectHandle<K>,
+    /// The handle subscribers are cloned from. It is itself a subscriber: left
+    /// unread it would fill up and stall the reflector (seen at 5,000 links),
+    /// so `drive` drains it.
+    applied: std::sync::Mutex<Option<ReflectHandle<K>>>,
     deleted: broadcast::Sender<Arc<K>>,
     driver: std::sync::Mutex<Option<futures::future::BoxFuture<'static, ()>>>,
 }
@@ -59,7 +62,7 @@ where
             .boxed();
         SharedWatch {
             store,
-            applied,
+            applied: std::sync::Mutex::new(Some(applied)),
             deleted,
             driver: std::sync::Mutex::new(Some(driver)),
         }
@@ -72,7 +75,11 @@ where
 
     /// Every applied (created, changed, or listed) object.
     pub fn applied(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
-        self.applied.clone()
+        let prototype = self.applied.lock().expect("applied lock");
+        prototype
+            .as_ref()
+            .expect("subscribe before drive()")
+            .clone()
     }
 
     /// Every deleted object.
@@ -92,8 +99,10 @@ where
     /// Runs the watch. Poll exactly once, alongside the controllers.
     pub async fn drive(&self) {
         let driver = self.driver.lock().expect("driver lock").take();
-        if let Some(driver) = driver {
-            driver.await;
+        let prototype = self.applied.lock().expect("applied lock").take();
+        if let (Some(driver), Some(prototype)) = (driver, prototype) {
+            let drain = prototype.for_each(|_| futures::future::ready(()));
+            futures::future::join(driver, drain).await;
         }
     }
 }
