@@ -261,9 +261,20 @@ pub async fn run(
         }
     };
     let product_controller = products
-        .watches_shared_stream(entries.applied(), |entry: Arc<CatalogEntry>| {
-            let product = &entry.spec.product;
-            Some(kube::runtime::reflector::ObjectRef::new(&product.name).within(&product.namespace))
+        .watches_shared_stream(entries.applied(), {
+            let ctx = ctx.clone();
+            move |entry: Arc<CatalogEntry>| {
+                // Our own writes coming back need no reconcile; anyone else's do.
+                let (ns, name) = (entry.namespace().unwrap_or_default(), entry.name_any());
+                if ctx.written.take_echo(&ns, &name, &entry.spec.content_hash) {
+                    return None;
+                }
+                let product = &entry.spec.product;
+                Some(
+                    kube::runtime::reflector::ObjectRef::new(&product.name)
+                        .within(&product.namespace),
+                )
+            }
         })
         .watches_shared_stream(entries.deletions(), {
             let ctx = ctx.clone();

@@ -276,7 +276,7 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
             Err((reason, message)) => problems.push((target_name, reason, message)),
         }
     }
-    wrote |= delete_stale_hub_entries(ctx, &uid, &hub_keep).await?;
+    wrote |= delete_untargeted_hub_entries(ctx, &nodes, &name, &hub_keep).await?;
     wrote |= delete_stale_member_entries(ctx, &nodes, &name, &member_keep).await;
 
     // Report.
@@ -477,7 +477,37 @@ async fn apply_entry(
     Ok(())
 }
 
-/// Deletes this product's hub entries outside `keep` (namespace, name).
+/// Deletes entry `name` from the hub catalog of every node outside `keep`
+/// (namespace, name). Looks up one entry per node rather than scanning every
+/// entry: a product is reconciled once per entry event, so a scan would make a
+/// bulk sync quadratic. Entries under another name (a node's catalog namespace
+/// changed, say) are left to the orphan sweep.
+async fn delete_untargeted_hub_entries(
+    ctx: &Context,
+    nodes: &[Arc<DataFlowNode>],
+    name: &str,
+    keep: &BTreeSet<(String, String)>,
+) -> Result<bool> {
+    let mut deleted = false;
+    for node in nodes
+        .iter()
+        .filter(|n| n.spec.catalog.kubeconfig_secret_ref.is_none())
+    {
+        let key = (node.home_namespace(), name.to_owned());
+        let present = ctx
+            .entries
+            .get(&kube::runtime::reflector::ObjectRef::new(name).within(&key.0))
+            .is_some();
+        if present && !keep.contains(&key) {
+            let api: Api<CatalogEntry> = Api::namespaced(ctx.client.clone(), &key.0);
+            deleted |= delete_entry(&api, name).await?;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Deletes every hub entry of product `uid` outside `keep` (namespace, name),
+/// scanning all entries: for withdrawing a product, where thoroughness wins.
 async fn delete_stale_hub_entries(
     ctx: &Context,
     uid: &str,
@@ -648,6 +678,18 @@ pub struct WrittenEntries {
 }
 
 impl WrittenEntries {
+    /// Whether an applied entry is the echo of this process's own write (then
+    /// the record is dropped: the watch holds the entry from now on).
+    pub fn take_echo(&self, namespace: &str, name: &str, hash: &str) -> bool {
+        let mut hashes = self.hashes.lock().expect("written entries lock");
+        let key = (namespace.to_owned(), name.to_owned());
+        let echo = hashes.get(&key).is_some_and(|h| h == hash);
+        if echo {
+            hashes.remove(&key);
+        }
+        echo
+    }
+
     fn is_current(&self, namespace: &str, name: &str, hash: &str) -> bool {
         let hashes = self.hashes.lock().expect("written entries lock");
         hashes
