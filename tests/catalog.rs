@@ -181,6 +181,27 @@ async fn products_are_listed_where_the_rules_allow_and_kept_there() {
     cat.wait_listed(&anonymized, &["shanghai", "beijing", "hongkong", "macao"])
         .await;
 
+    // Personal information without a mechanism stays on the mainland until a
+    // standard contract is filed; then it is listed abroad too.
+    let contacts = cat
+        .publish(
+            "beijing",
+            "contacts",
+            json!({"title": "Contacts", "classification": "PersonalInformation"}),
+        )
+        .await;
+    cat.wait_listed(&contacts, &["shanghai", "beijing"]).await;
+    cat.products("beijing")
+        .patch(
+            "contacts",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"crossBorder": {"mechanism": "StandardContract", "reference": "BJ-SC-7"}}})),
+        )
+        .await
+        .unwrap();
+    cat.wait_listed(&contacts, &["shanghai", "beijing", "hongkong", "macao"])
+        .await;
+
     // Status says where, and why not.
     let status = wait_for(&cat.products("shanghai"), "patients", CONVERGE, synced)
         .await
@@ -290,7 +311,7 @@ async fn products_are_listed_where_the_rules_allow_and_kept_there() {
         .unwrap()
         .items
         .len();
-    assert_eq!(total, 4 + 2 + 1 + 4);
+    assert_eq!(total, 4 + 2 + 1 + 4 + 4);
 
     // Metrics.
     let body = reqwest::get(format!("http://{}/metrics", operator.http_addr))
@@ -301,7 +322,7 @@ async fn products_are_listed_where_the_rules_allow_and_kept_there() {
         .unwrap();
     assert!(
         body.contains(&format!(
-            "flowfed_catalog_entries{{node=\"{}\"}} 4",
+            "flowfed_catalog_entries{{node=\"{}\"}} 5",
             cat.name("beijing")
         )),
         "{body}"

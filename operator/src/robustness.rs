@@ -140,7 +140,7 @@ proptest! {
                 health.observe(&ProbeOutcome::Success { rtt: std::time::Duration::from_millis(ms), status: 200 }, 3, std::time::Duration::from_secs(1));
             }
             let status = node_status(&node, &health, std::time::Duration::from_secs(1), k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
-            needs_node_write(node.status.as_ref(), &status, 3);
+            needs_node_write(node.status.as_ref(), &status);
             let _ = node.home_namespace();
         }
     }

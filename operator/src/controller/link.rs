@@ -242,15 +242,14 @@ pub async fn reconcile(link: Arc<InterCityLink>, ctx: Arc<Context>) -> Result<Ac
     let name = link.name_any();
     let end = |node_name: &str| {
         let node = ctx.nodes.get(&ObjectRef::<DataFlowNode>::new(node_name));
-        let live = ctx.health.node(node_name);
         End {
             name: node_name.to_owned(),
             phase: node
                 .as_ref()
                 .map(|n| n.status.as_ref().map(|s| s.phase).unwrap_or_default()),
-            rtt_millis: live
-                .and_then(|h| h.smoothed_rtt_millis)
-                .or(node.and_then(|n| n.status.as_ref().and_then(|s| s.rtt_millis))),
+            // The recorded RTT, not the live one: it changes only materially, so
+            // a link's estimate does not churn with every probe's jitter.
+            rtt_millis: node.and_then(|n| n.status.as_ref().and_then(|s| s.rtt_millis)),
         }
     };
     let ends = [end(&link.spec.from), end(&link.spec.to)];

@@ -89,7 +89,7 @@ pub async fn reconcile(node: Arc<DataFlowNode>, ctx: Arc<Context>) -> Result<Act
 
     let now = ctx.now();
     let desired = desired_status(&node, &health, timeout, now);
-    if needs_write(node.status.as_ref(), &desired, threshold) {
+    if needs_write(node.status.as_ref(), &desired) {
         let api: Api<DataFlowNode> = Api::all(ctx.client.clone());
         apply_status(&api, node.as_ref(), managers::NODE, &desired).await?;
     }
@@ -229,15 +229,11 @@ pub fn desired_status(
     }
 }
 
-/// Whether `desired` differs from `current` in anything but timestamps, counted
-/// failures beyond the threshold, and RTT jitter.
-pub fn needs_write(
-    current: Option<&DataFlowNodeStatus>,
-    desired: &DataFlowNodeStatus,
-    threshold: u32,
-) -> bool {
+/// Whether `desired` differs from `current` in anything but timestamps, the
+/// count of failed probes (a lost probe is not news until it changes the
+/// phase), and RTT jitter.
+pub fn needs_write(current: Option<&DataFlowNodeStatus>, desired: &DataFlowNodeStatus) -> bool {
     let Some(current) = current else { return true };
-    let capped = |failures: i32| failures.clamp(0, threshold as i32);
     let own: Vec<_> = current
         .conditions
         .iter()
@@ -247,7 +243,6 @@ pub fn needs_write(
     current.phase != desired.phase
         || current.observed_generation != desired.observed_generation
         || !conditions::equal_ignoring_time(&own, &desired.conditions)
-        || capped(current.consecutive_failures) != capped(desired.consecutive_failures)
         || rtt_moved(current.rtt_millis, desired.rtt_millis)
         || current.last_probe_time.is_none()
 }
@@ -338,7 +333,7 @@ mod tests {
             TIMEOUT,
         );
         let first = desired_status(&node, &health, TIMEOUT, at(100));
-        assert!(needs_write(None, &first, 3));
+        assert!(needs_write(None, &first));
         node.status = Some(first.clone());
         for (i, ms) in [22u64, 19, 21, 20, 23, 26, 18].iter().enumerate() {
             health.observe(
@@ -351,7 +346,7 @@ mod tests {
             );
             let next = desired_status(&node, &health, TIMEOUT, at(110 + i as i64 * 10));
             assert!(
-                !needs_write(node.status.as_ref(), &next, 3),
+                !needs_write(node.status.as_ref(), &next),
                 "jitter at probe {i} caused a write"
             );
         }
@@ -378,13 +373,13 @@ mod tests {
         for i in 0..10 {
             health.observe(&refused, 3, TIMEOUT);
             let next = desired_status(&node, &health, TIMEOUT, at(10 * (i + 1)));
-            if needs_write(node.status.as_ref(), &next, 3) {
+            if needs_write(node.status.as_ref(), &next) {
                 writes += 1;
                 node.status = Some(next);
             }
         }
-        // Failures 1, 2 (counted below the threshold) and 3 (Unreachable), then silence.
-        assert_eq!(writes, 3);
+        // One write: the transition to Unreachable. Lost probes before it are not news.
+        assert_eq!(writes, 1);
         let status = node.status.unwrap();
         assert_eq!(status.phase, NodePhase::Unreachable);
         let reachable = conditions::find(&status.conditions, types::REACHABLE).unwrap();
