@@ -331,7 +331,18 @@ impl Collector for NetworkCollector {
                 .link_up
                 .with_label_values(&[&name, &link.spec.from, &link.spec.to])
                 .set(f64::from(u8::from(up)));
-            if let (true, Some(ms)) = (up, status.rtt_millis) {
+            // Live: the channel probe's RTT, or the sum of both gateways' live RTTs.
+            let live = match &link.spec.probe {
+                Some(_) => self.health.link(&name).and_then(|h| h.smoothed_rtt_millis),
+                None => {
+                    let rtt =
+                        |node: &str| self.health.node(node).and_then(|h| h.smoothed_rtt_millis);
+                    rtt(&link.spec.from)
+                        .zip(rtt(&link.spec.to))
+                        .map(|(a, b)| a + b)
+                }
+            };
+            if let (true, Some(ms)) = (up, live.or(status.rtt_millis)) {
                 gauges.link_rtt.with_label_values(&[&name]).set(ms / 1000.0);
             }
         }

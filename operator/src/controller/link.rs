@@ -296,7 +296,7 @@ pub async fn reconcile(link: Arc<InterCityLink>, ctx: Arc<Context>) -> Result<Ac
     );
     let now = ctx.now();
     let desired = desired_status(&link, &evaluation, duplicate_of, now);
-    if needs_write(link.status.as_ref(), &desired) {
+    if needs_write(link.status.as_ref(), &desired, link.spec.probe.is_some()) {
         let previous_state = link.status.as_ref().map(|s| s.state).unwrap_or_default();
         let api: Api<InterCityLink> = Api::all(ctx.client.clone());
         apply_status(&api, link.as_ref(), managers::LINK, &desired).await?;
@@ -360,13 +360,21 @@ fn desired_status(
     }
 }
 
-fn needs_write(current: Option<&InterCityLinkStatus>, desired: &InterCityLinkStatus) -> bool {
+/// Whether the status must be written. An RTT move alone counts only for a link
+/// with its own channel probe: an estimate from the two nodes is refreshed with
+/// the next real change (its live value is in `flowfed_link_rtt_seconds`), so
+/// node jitter never fans out into link writes.
+fn needs_write(
+    current: Option<&InterCityLinkStatus>,
+    desired: &InterCityLinkStatus,
+    measured: bool,
+) -> bool {
     let Some(current) = current else { return true };
     current.state != desired.state
         || current.observed_generation != desired.observed_generation
         || current.duplicate_of != desired.duplicate_of
         || !conditions::equal_ignoring_time(&current.conditions, &desired.conditions)
-        || rtt_moved(current.rtt_millis, desired.rtt_millis)
+        || (measured && rtt_moved(current.rtt_millis, desired.rtt_millis))
 }
 
 #[cfg(test)]

@@ -36,6 +36,20 @@ pub mod reasons {
     pub const READY: &str = "Ready";
 }
 
+/// An RTT move alone is written at most this often per node (the live RTT is in
+/// the metrics); phase and condition changes are written at once.
+const RTT_REFRESH: Duration = Duration::from_secs(600);
+
+/// Whether the last write (its `lastProbeTime`) is at least `RTT_REFRESH` old.
+fn rtt_refresh_due(current: &DataFlowNodeStatus, desired: &DataFlowNodeStatus) -> bool {
+    match (&current.last_probe_time, &desired.last_probe_time) {
+        (Some(then), Some(now)) => {
+            now.0.duration_since(then.0).as_secs_f64() >= RTT_REFRESH.as_secs_f64()
+        }
+        _ => true,
+    }
+}
+
 /// The conditions the node reconciler owns.
 const OWN_CONDITIONS: [&str; 2] = [types::READY, types::REACHABLE];
 
@@ -243,7 +257,7 @@ pub fn needs_write(current: Option<&DataFlowNodeStatus>, desired: &DataFlowNodeS
     current.phase != desired.phase
         || current.observed_generation != desired.observed_generation
         || !conditions::equal_ignoring_time(&own, &desired.conditions)
-        || rtt_moved(current.rtt_millis, desired.rtt_millis)
+        || (rtt_moved(current.rtt_millis, desired.rtt_millis) && rtt_refresh_due(current, desired))
         || current.last_probe_time.is_none()
 }
 
