@@ -367,16 +367,24 @@ async fn products_are_listed_where_the_rules_allow_and_kept_there() {
         .await
         .unwrap();
     cat.wait_listed(&anonymized, &[]).await;
-    let hk_view = cat
-        .entries("hongkong")
-        .list(&ListParams::default())
-        .await
-        .unwrap();
-    assert!(
-        hk_view.items.is_empty(),
-        "{} entries left in the removed node's view",
-        hk_view.items.len()
-    );
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let left = cat
+            .entries("hongkong")
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{left} entries left in the removed node's view"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let flows = wait_for(&cat.products("hongkong"), "flows", CONVERGE, |p| {
         p.status.as_ref().is_some_and(|s| {
             s.conditions

@@ -46,6 +46,22 @@ pub async fn run(ctx: Arc<Context>, products: Store<DataProduct>) {
     }
 }
 
+/// Removes a deleted node's catalog view from the hub at once (the orphan sweep
+/// would, within a period). Failures are left to the sweep.
+pub async fn remove_view(ctx: &Context, node: &str) {
+    for entry in ctx.entries.state() {
+        if entry.labels().get(TARGET_NODE_LABEL).map(String::as_str) != Some(node) {
+            continue;
+        }
+        let api: Api<CatalogEntry> =
+            Api::namespaced(ctx.client.clone(), &entry.namespace().unwrap_or_default());
+        if let Err(error) = delete_entry(&api, &entry.name_any()).await {
+            tracing::warn!(%node, %error, "could not remove the deleted node's view; the sweep will");
+            return;
+        }
+    }
+}
+
 /// Deletes hub entries whose product no longer exists (by uid) or whose target
 /// node is gone, and member entries whose product is gone.
 async fn sweep_orphans(ctx: &Context, products: &Store<DataProduct>) -> Result<()> {

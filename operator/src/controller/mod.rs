@@ -326,10 +326,13 @@ pub async fn run(
     let catalog_views = catalog_views::run(ctx.clone(), product_store.clone());
 
     let forget_deleted_nodes = {
-        let health = health.clone();
+        let ctx = ctx.clone();
         nodes.deletions().for_each(move |node| {
-            health.forget_node(&node.name_any());
-            async {}
+            let ctx = ctx.clone();
+            async move {
+                ctx.health.forget_node(&node.name_any());
+                catalog_views::remove_view(&ctx, &node.name_any()).await;
+            }
         })
     };
     let forget_deleted_links = {
