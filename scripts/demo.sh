@@ -22,6 +22,8 @@ cleanup() {
   echo "demo stopped; plane removed"
 }
 trap cleanup EXIT
+# Turn Ctrl-C and SIGTERM into a normal exit, so the EXIT trap always runs.
+trap 'exit 130' INT TERM
 
 echo "== building flowfed"
 cargo build -q -p flowfed -p flowfed-tests --bin flowfed --bin flowfed-gateways
