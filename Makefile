@@ -22,8 +22,9 @@ down: ## stop control plane NAME (default hub) and remove its state
 demo: ## run the national example network locally: plane, gateways, operator (Ctrl-C stops)
 	@scripts/demo.sh
 
-crds: ## regenerate crds/ from the Rust types
+crds: ## regenerate crds/ from the Rust types, and the chart's copy
 	$(CARGO) run -q -p flowfed -- crdgen --out crds
+	cp crds/*.yaml charts/flowfed/crds/
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all --check
