@@ -14,7 +14,7 @@ use flowfed::api::{CatalogEntry, DataFlowNode, DataProduct, Federation};
 use flowfed_tests::{Gateway, Plane, repo_root, start_operator, tool, unique, wait_for};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PostParams};
-use kube::config::AuthInfo;
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 
 const NAMESPACE: &str = "flowfed-system";
@@ -34,22 +34,13 @@ fn run(command: &mut Command) -> String {
 
 /// A client that authenticates with the chart's ServiceAccount token.
 async fn service_account_client(plane: &Plane) -> kube::Client {
-    let token = run(Command::new(tool("kubectl").unwrap())
-        .arg("--kubeconfig")
-        .arg(&plane.kubeconfig)
-        .args([
-            "create",
-            "token",
-            "flowfed",
-            "-n",
-            NAMESPACE,
-            "--duration=2h",
-        ]));
-    let mut config = plane.kube_config().await.unwrap();
-    config.auth_info = AuthInfo {
-        token: Some(token.trim().to_owned().into()),
-        ..Default::default()
-    };
+    let yaml = plane
+        .service_account_kubeconfig(NAMESPACE, "flowfed")
+        .unwrap();
+    let kubeconfig = Kubeconfig::from_yaml(&yaml).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
     kube::Client::try_from(config).unwrap()
 }
 

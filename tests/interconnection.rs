@@ -21,7 +21,7 @@ const CONVERGE: Duration = Duration::from_secs(30);
 struct Network {
     /// A plane of the test's own: one operator per plane, so tests running in
     /// parallel never have two operators managing the same nodes.
-    _plane: Plane,
+    plane: Plane,
     client: kube::Client,
     /// Label value selecting this test's nodes.
     label: String,
@@ -33,7 +33,7 @@ impl Network {
         let client = plane.client().await.expect("client");
         install_crds(&client).await.expect("CRDs");
         Network {
-            _plane: plane,
+            plane,
             client,
             label: unique("net"),
         }
@@ -611,7 +611,7 @@ async fn the_national_example_network_interconnects_under_its_federation() {
     let net = Network::new().await;
     let folder = flowfed_tests::repo_root().join("examples/national");
     let applied = net
-        ._plane
+        .plane
         .kubectl(&["apply", "-f", folder.to_str().unwrap()])
         .unwrap();
     assert!(

@@ -22,7 +22,7 @@ use crate::api::{
     TARGET_NODE_LABEL,
 };
 use crate::catalog::member::Members;
-use crate::controller::HealthTable;
+use crate::controller::{Endpoint, HealthTable};
 use crate::policy::BlockReason;
 
 /// The operator's metrics.
@@ -302,7 +302,7 @@ impl Collector for NetworkCollector {
                     &lon,
                 ])
                 .set(1.0);
-            let live = self.health.node(&name);
+            let live = self.health.health(Endpoint::Node(&name));
             let phase = live
                 .as_ref()
                 .map(|h| h.phase)
@@ -333,10 +333,16 @@ impl Collector for NetworkCollector {
                 .set(f64::from(u8::from(up)));
             // Live: the channel probe's RTT, or the sum of both gateways' live RTTs.
             let live = match &link.spec.probe {
-                Some(_) => self.health.link(&name).and_then(|h| h.smoothed_rtt_millis),
+                Some(_) => self
+                    .health
+                    .health(Endpoint::Link(&name))
+                    .and_then(|h| h.smoothed_rtt_millis),
                 None => {
-                    let rtt =
-                        |node: &str| self.health.node(node).and_then(|h| h.smoothed_rtt_millis);
+                    let rtt = |node: &str| {
+                        self.health
+                            .health(Endpoint::Node(node))
+                            .and_then(|h| h.smoothed_rtt_millis)
+                    };
                     rtt(&link.spec.from)
                         .zip(rtt(&link.spec.to))
                         .map(|(a, b)| a + b)

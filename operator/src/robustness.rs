@@ -131,7 +131,11 @@ proptest! {
 
     #[test]
     fn node_decisions_never_panic(spec in document(), failures in 0u32..10, rtt in proptest::option::of(0u64..100_000)) {
-        if let Ok(node) = serde_json::from_value::<DataFlowNode>(object("DataFlowNode", None, spec)) {
+        // Rejected cases count: if too few generated specs parse, proptest fails
+        // instead of passing without exercising anything.
+        let node = serde_json::from_value::<DataFlowNode>(object("DataFlowNode", None, spec));
+        prop_assume!(node.is_ok());
+        if let Ok(node) = node {
             let mut health = Health::default();
             for _ in 0..failures {
                 health.observe(&ProbeOutcome::Failure { kind: FailureKind::Timeout, message: "late".into() }, 3, std::time::Duration::from_secs(1));
@@ -150,6 +154,7 @@ proptest! {
         let product = serde_json::from_value::<DataProduct>(object("DataProduct", Some("dfn-x"), spec));
         let publisher = serde_json::from_value::<DataFlowNode>(object("DataFlowNode", None, publisher_spec));
         let target = serde_json::from_value::<DataFlowNode>(object("DataFlowNode", None, target_spec));
+        prop_assume!(product.is_ok() && publisher.is_ok() && target.is_ok());
         if let (Ok(product), Ok(publisher), Ok(target)) = (product, publisher, target) {
             let entry = listing(&product, "x");
             prop_assert_eq!(entry.content_hash.len(), 32);

@@ -282,26 +282,11 @@ async fn install_chart(plane: &Plane) -> anyhow::Result<PathBuf> {
         "--timeout=60s",
     ])?;
     anyhow::ensure!(wait.status.success(), "CRDs not Established");
-    let token = plane.kubectl(&[
-        "create",
-        "token",
-        "flowfed",
-        "-n",
-        "flowfed-system",
-        "--duration=6h",
-    ])?;
-    anyhow::ensure!(token.status.success(), "kubectl create token failed");
-    let token = String::from_utf8(token.stdout)?.trim().to_owned();
-    let admin: Value = serde_yaml::from_str(&plane.kubeconfig_yaml()?)?;
-    let kubeconfig = json!({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "bench", "cluster": admin["clusters"][0]["cluster"]}],
-        "users": [{"name": "flowfed", "user": {"token": token}}],
-        "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "flowfed"}}],
-        "current-context": "bench",
-    });
     let path = plane.kubeconfig.with_file_name("operator.kubeconfig");
-    std::fs::write(&path, serde_json::to_string(&kubeconfig)?)?;
+    std::fs::write(
+        &path,
+        plane.service_account_kubeconfig("flowfed-system", "flowfed")?,
+    )?;
     Ok(path)
 }
 

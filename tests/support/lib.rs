@@ -165,6 +165,33 @@ impl Plane {
             .output()?)
     }
 
+    /// A kubeconfig (YAML text) that authenticates as ServiceAccount
+    /// `namespace/name` with a token from the TokenRequest API: how the tests
+    /// and the benchmark run the operator with the chart's identity.
+    pub fn service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<String> {
+        let token = self.kubectl(&["create", "token", name, "-n", namespace, "--duration=6h"])?;
+        if !token.status.success() {
+            bail!(
+                "kubectl create token {name}: {}",
+                String::from_utf8_lossy(&token.stderr)
+            );
+        }
+        let token = String::from_utf8(token.stdout)?.trim().to_owned();
+        let admin: serde_json::Value = serde_yaml::from_str(&self.kubeconfig_yaml()?)?;
+        let kubeconfig = serde_json::json!({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": self.name, "cluster": admin["clusters"][0]["cluster"]}],
+            "users": [{"name": name, "user": {"token": token}}],
+            "contexts": [{"name": self.name, "context": {"cluster": self.name, "user": name}}],
+            "current-context": self.name,
+        });
+        Ok(serde_json::to_string(&kubeconfig)?)
+    }
+
     /// Stops the plane now (it is also stopped when the test process exits).
     pub fn stop(&self) {
         if let Some((stdin, mut reaper)) = self.reaper.lock().expect("reaper lock").take() {

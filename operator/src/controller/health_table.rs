@@ -8,6 +8,22 @@ use std::time::{Duration, Instant};
 
 use crate::probe::Health;
 
+/// What is probed: a node's gateway or a link's channel, by object name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint<'a> {
+    Node(&'a str),
+    Link(&'a str),
+}
+
+impl Endpoint<'_> {
+    fn key(self) -> (bool, String) {
+        match self {
+            Endpoint::Node(name) => (true, name.to_owned()),
+            Endpoint::Link(name) => (false, name.to_owned()),
+        }
+    }
+}
+
 /// What is tracked per endpoint.
 #[derive(Clone, Debug, Default)]
 struct Tracked {
@@ -17,66 +33,35 @@ struct Tracked {
     last_probe: Option<Instant>,
     /// The spec generation the last probe used; a new generation probes at once.
     generation: Option<i64>,
-    /// The generation whose home namespace has been ensured.
+    /// For nodes: the generation whose home namespace has been ensured.
     namespace_ensured: Option<i64>,
 }
 
-/// Probe state keyed by node name (`node/<name>`) or link name (`link/<name>`).
+/// Probe state by endpoint.
 #[derive(Default)]
 pub struct HealthTable {
-    endpoints: Mutex<HashMap<String, Tracked>>,
-}
-
-fn node_key(name: &str) -> String {
-    format!("node/{name}")
-}
-
-fn link_key(name: &str) -> String {
-    format!("link/{name}")
+    endpoints: Mutex<HashMap<(bool, String), Tracked>>,
 }
 
 impl HealthTable {
-    /// A node's current health, if it has been probed by this process.
-    pub fn node(&self, name: &str) -> Option<Health> {
-        self.get(&node_key(name)).map(|t| t.health)
-    }
-
-    /// A link channel's current health, if it has been probed by this process.
-    pub fn link(&self, name: &str) -> Option<Health> {
-        self.get(&link_key(name)).map(|t| t.health)
-    }
-
-    fn get(&self, key: &str) -> Option<Tracked> {
-        self.endpoints
-            .lock()
-            .expect("health lock")
-            .get(key)
-            .cloned()
-    }
-
-    /// How long until the node is due for a probe (`None`: due now).
-    pub fn node_due_in(
-        &self,
-        name: &str,
-        generation: Option<i64>,
-        interval: Duration,
-    ) -> Option<Duration> {
-        self.due_in(&node_key(name), generation, interval)
-    }
-
-    /// How long until the link channel is due for a probe (`None`: due now).
-    pub fn link_due_in(
-        &self,
-        name: &str,
-        generation: Option<i64>,
-        interval: Duration,
-    ) -> Option<Duration> {
-        self.due_in(&link_key(name), generation, interval)
-    }
-
-    fn due_in(&self, key: &str, generation: Option<i64>, interval: Duration) -> Option<Duration> {
+    /// The endpoint's current health, if this process has probed it.
+    pub fn health(&self, endpoint: Endpoint) -> Option<Health> {
         let endpoints = self.endpoints.lock().expect("health lock");
-        let tracked = endpoints.get(key)?;
+        endpoints
+            .get(&endpoint.key())
+            .filter(|t| t.seeded)
+            .map(|t| t.health.clone())
+    }
+
+    /// How long until the endpoint is due for a probe (`None`: due now).
+    pub fn due_in(
+        &self,
+        endpoint: Endpoint,
+        generation: Option<i64>,
+        interval: Duration,
+    ) -> Option<Duration> {
+        let endpoints = self.endpoints.lock().expect("health lock");
+        let tracked = endpoints.get(&endpoint.key())?;
         if tracked.generation != generation {
             return None;
         }
@@ -84,37 +69,17 @@ impl HealthTable {
         interval.checked_sub(elapsed).filter(|left| !left.is_zero())
     }
 
-    /// Updates a node's health with `update`, starting from `initial` the first time.
-    pub fn update_node<R>(
+    /// Folds a probe into the endpoint's health with `update`, seeding it from
+    /// `initial` the first time; returns the new health and `update`'s result.
+    pub fn update<R>(
         &self,
-        name: &str,
-        generation: Option<i64>,
-        initial: impl FnOnce() -> Health,
-        update: impl FnOnce(&mut Health) -> R,
-    ) -> (Health, R) {
-        self.update(&node_key(name), generation, initial, update)
-    }
-
-    /// Updates a link channel's health, starting from `initial` the first time.
-    pub fn update_link<R>(
-        &self,
-        name: &str,
-        generation: Option<i64>,
-        initial: impl FnOnce() -> Health,
-        update: impl FnOnce(&mut Health) -> R,
-    ) -> (Health, R) {
-        self.update(&link_key(name), generation, initial, update)
-    }
-
-    fn update<R>(
-        &self,
-        key: &str,
+        endpoint: Endpoint,
         generation: Option<i64>,
         initial: impl FnOnce() -> Health,
         update: impl FnOnce(&mut Health) -> R,
     ) -> (Health, R) {
         let mut endpoints = self.endpoints.lock().expect("health lock");
-        let tracked = endpoints.entry(key.to_owned()).or_default();
+        let tracked = endpoints.entry(endpoint.key()).or_default();
         if !tracked.seeded {
             tracked.health = initial();
             tracked.seeded = true;
@@ -126,33 +91,27 @@ impl HealthTable {
     }
 
     /// Whether the node's home namespace was ensured for this generation.
-    pub fn namespace_ensured(&self, name: &str, generation: Option<i64>) -> bool {
+    pub fn namespace_ensured(&self, node: &str, generation: Option<i64>) -> bool {
         let endpoints = self.endpoints.lock().expect("health lock");
         endpoints
-            .get(&node_key(name))
+            .get(&Endpoint::Node(node).key())
             .is_some_and(|t| t.namespace_ensured.is_some() && t.namespace_ensured == generation)
     }
 
     /// Records that the node's home namespace exists for this generation.
-    pub fn mark_namespace_ensured(&self, name: &str, generation: Option<i64>) {
+    pub fn mark_namespace_ensured(&self, node: &str, generation: Option<i64>) {
         let mut endpoints = self.endpoints.lock().expect("health lock");
         endpoints
-            .entry(node_key(name))
+            .entry(Endpoint::Node(node).key())
             .or_default()
             .namespace_ensured = generation;
     }
 
-    pub fn forget_node(&self, name: &str) {
+    /// Forgets an endpoint whose object was deleted.
+    pub fn forget(&self, endpoint: Endpoint) {
         self.endpoints
             .lock()
             .expect("health lock")
-            .remove(&node_key(name));
-    }
-
-    pub fn forget_link(&self, name: &str) {
-        self.endpoints
-            .lock()
-            .expect("health lock")
-            .remove(&link_key(name));
+            .remove(&endpoint.key());
     }
 }

@@ -14,7 +14,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::status::{apply_status, managers, publish_event};
-use super::{Context, Result, jittered};
+use super::{Context, Endpoint, Result, jittered};
 use crate::api::conditions::{self, Status, types};
 use crate::api::{DataFlowNode, InterCityLink, InterCityLinkStatus, LinkState, NodePhase};
 use crate::probe::{Health, ProbeTarget, rtt_moved};
@@ -263,9 +263,9 @@ pub async fn reconcile(link: Arc<InterCityLink>, ctx: Arc<Context>) -> Result<Ac
         (Some(probe), true) => {
             match ctx
                 .health
-                .link_due_in(&name, link.metadata.generation, interval)
+                .due_in(Endpoint::Link(&name), link.metadata.generation, interval)
             {
-                Some(_) => ctx.health.link(&name),
+                Some(_) => ctx.health.health(Endpoint::Link(&name)),
                 None => {
                     let timeout = interval / 3;
                     let target = ProbeTarget {
@@ -274,8 +274,8 @@ pub async fn reconcile(link: Arc<InterCityLink>, ctx: Arc<Context>) -> Result<Ac
                         insecure_skip_verify: false,
                     };
                     let outcome = ctx.prober.probe(&target, timeout).await;
-                    let (health, _) = ctx.health.update_link(
-                        &name,
+                    let (health, _) = ctx.health.update(
+                        Endpoint::Link(&name),
                         link.metadata.generation,
                         Health::default,
                         |h| h.observe(&outcome, 3, timeout),
@@ -284,7 +284,7 @@ pub async fn reconcile(link: Arc<InterCityLink>, ctx: Arc<Context>) -> Result<Ac
                 }
             }
         }
-        (Some(_), false) => ctx.health.link(&name),
+        (Some(_), false) => ctx.health.health(Endpoint::Link(&name)),
         (None, _) => None,
     };
 

@@ -18,7 +18,7 @@ mod shared;
 mod status;
 
 pub use error::{Error, Result};
-pub use health_table::HealthTable;
+pub use health_table::{Endpoint, HealthTable};
 pub use node::{desired_status as node_status, needs_write as needs_node_write};
 pub use product::{FINALIZER, node_facts, product_facts};
 
@@ -330,7 +330,7 @@ pub async fn run(
         nodes.deletions().for_each(move |node| {
             let ctx = ctx.clone();
             async move {
-                ctx.health.forget_node(&node.name_any());
+                ctx.health.forget(Endpoint::Node(&node.name_any()));
                 catalog_views::remove_view(&ctx, &node.name_any()).await;
             }
         })
@@ -338,7 +338,7 @@ pub async fn run(
     let forget_deleted_links = {
         let health = health.clone();
         links.deletions().for_each(move |link| {
-            health.forget_link(&link.name_any());
+            health.forget(Endpoint::Link(&link.name_any()));
             async {}
         })
     };

@@ -19,7 +19,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use super::status::{apply_status, managers, publish_event};
-use super::{Context, Result};
+use super::{Context, Endpoint, Result};
 use crate::api::conditions::{self, Status, types};
 use crate::api::{DataFlowNode, DataFlowNodeStatus, NodePhase};
 use crate::probe::{Health, ProbeTarget, rtt_moved, slow_threshold_millis};
@@ -84,7 +84,10 @@ pub async fn reconcile(node: Arc<DataFlowNode>, ctx: Arc<Context>) -> Result<Act
         }
     }
 
-    if let Some(wait) = ctx.health.node_due_in(&name, generation, interval) {
+    if let Some(wait) = ctx
+        .health
+        .due_in(Endpoint::Node(&name), generation, interval)
+    {
         return Ok(Action::requeue(wait));
     }
 
@@ -94,8 +97,8 @@ pub async fn reconcile(node: Arc<DataFlowNode>, ctx: Arc<Context>) -> Result<Act
         insecure_skip_verify: node.spec.endpoint.insecure_skip_verify,
     };
     let outcome = ctx.prober.probe(&target, timeout).await;
-    let (health, observation) = ctx.health.update_node(
-        &name,
+    let (health, observation) = ctx.health.update(
+        Endpoint::Node(&name),
         generation,
         || resume_from_status(node.status.as_ref()),
         |health| health.observe(&outcome, threshold, timeout),

@@ -157,11 +157,6 @@ fn label_query(selector: &LabelSelector) -> Result<LabelQuery, String> {
     Ok(LabelQuery(requirements))
 }
 
-/// A node the product should be listed at, and where its catalog lives.
-struct Target {
-    node: Arc<DataFlowNode>,
-}
-
 async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
     let now = ctx.now();
     let uid = product.uid().ok_or(Error::MissingField("metadata.uid"))?;
@@ -233,7 +228,7 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
     let mut blocked = Vec::new();
     for node in &nodes {
         match policy::visibility(&facts, &publisher_facts, &node_facts(node), now) {
-            Decision::Visible => targets.push(Target { node: node.clone() }),
+            Decision::Visible => targets.push(node.clone()),
             Decision::Blocked(policy::BlockReason::NotSelected) => {}
             Decision::Blocked(reason) => blocked.push(BlockedTarget {
                 node: node.name_any(),
@@ -252,16 +247,16 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
     let mut hub_keep: BTreeSet<(String, String)> = BTreeSet::new();
     let mut member_keep: BTreeSet<String> = BTreeSet::new();
     for target in &targets {
-        match &target.node.spec.catalog.kubeconfig_secret_ref {
-            None => hub_keep.insert((target.node.home_namespace(), name.clone())),
-            Some(_) => member_keep.insert(target.node.name_any()),
+        match &target.spec.catalog.kubeconfig_secret_ref {
+            None => hub_keep.insert((target.home_namespace(), name.clone())),
+            Some(_) => member_keep.insert(target.name_any()),
         };
     }
     // Entries are written concurrently (bounded), so release-to-visible grows with
     // the API server's latency rather than with the number of nodes times it.
     let writes: Vec<_> = targets
         .iter()
-        .map(|t| write_target(ctx, &t.node, &name, &spec))
+        .map(|t| write_target(ctx, t, &name, &spec))
         .collect();
     let outcomes: Vec<_> = futures::stream::iter(writes)
         .buffer_unordered(ENTRY_WRITE_CONCURRENCY)
@@ -284,7 +279,7 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
     let mut status = DataProductStatus {
         observed_generation: generation,
         publisher_node: Some(publisher_name.clone()),
-        targets: sorted(targets.iter().map(|t| t.node.name_any())),
+        targets: sorted(targets.iter().map(|t| t.name_any())),
         visible_count: visible_in.len() as i32,
         visible_in: sorted(visible_in),
         blocked_count: blocked.len() as i32,
