@@ -1,14 +1,15 @@
 //! Faults against real control planes: the operator killed mid-sync, the hub's
-//! API server restarted, objects deleted while the operator is down. Each ends
-//! with the catalog exactly right: no duplicate entry, no stale entry, nothing
-//! lost.
+//! API server restarted, objects deleted while the operator is down, a member
+//! cluster answering every request with an error. Each ends with the catalog
+//! exactly right: no duplicate entry, no stale entry, nothing lost.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flowfed::api::{CatalogEntry, DataFlowNode, DataProduct};
-use flowfed_tests::{OperatorProcess, Plane, install_crds, unique};
-use k8s_openapi::api::core::v1::Namespace;
+use flowfed_tests::{OperatorProcess, Plane, install_crds, unique, wait_for};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
@@ -201,4 +202,183 @@ async fn the_operator_rides_out_a_hub_api_server_restart() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     converge(&client, &expected, Duration::from_secs(60)).await;
+}
+
+/// A "member cluster" that answers every request with 500, remembering when
+/// each request came.
+async fn erroring_member() -> (std::net::SocketAddr, Arc<Mutex<Vec<Instant>>>) {
+    let seen: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(move || {
+        let log = log.clone();
+        async move {
+            log.lock().unwrap().push(Instant::now());
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                [("content-type", "application/json")],
+                r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"etcd is on fire","reason":"InternalError","code":500}"#,
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, seen)
+}
+
+async fn add_member_node(client: &kube::Client, node: &str, kubeconfig: String) {
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": format!("{node}-kubeconfig")},
+        "stringData": {"kubeconfig": kubeconfig}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let manifest: DataFlowNode = serde_json::from_value(json!({
+        "apiVersion": "flowfed.io/v1alpha1", "kind": "DataFlowNode", "metadata": {"name": node},
+        "spec": {"city": node, "province": "CN-JS", "endpoint": {"url": "http://127.0.0.1:9/"},
+                 "probe": {"intervalSeconds": 3600, "timeoutSeconds": 1},
+                 "catalog": {
+                     "kubeconfigSecretRef": {"namespace": "default", "name": format!("{node}-kubeconfig"), "key": "kubeconfig"},
+                     "memberNamespace": "catalog"
+                 }}
+    }))
+    .unwrap();
+    Api::<DataFlowNode>::all(client.clone())
+        .create(&PostParams::default(), &manifest)
+        .await
+        .unwrap();
+}
+
+async fn member_entry_count(entries: &Api<CatalogEntry>) -> usize {
+    entries
+        .list_metadata(&ListParams::default())
+        .await
+        .map(|l| l.items.len())
+        .unwrap_or(0)
+}
+
+/// Resource versions of the products, to tell whether anything wrote them.
+async fn product_versions(client: &kube::Client) -> BTreeMap<String, String> {
+    Api::<DataProduct>::all(client.clone())
+        .list_metadata(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| (p.name_any(), p.resource_version().unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_member_answering_only_errors_is_backed_off_and_the_others_keep_syncing() {
+    let (plane, client) = setup("erroring").await;
+    let healthy = Plane::start(&unique("suzhou")).unwrap();
+    let (addr, requests) = erroring_member().await;
+    let broken = serde_json::to_string(&json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "wuxi", "cluster": {"server": format!("http://{addr}")}}],
+        "users": [{"name": "flowfed", "user": {"token": "not-checked"}}],
+        "contexts": [{"name": "wuxi", "context": {"cluster": "wuxi", "user": "flowfed"}}],
+        "current-context": "wuxi",
+    }))
+    .unwrap();
+    add_member_node(&client, "suzhou", healthy.kubeconfig_yaml().unwrap()).await;
+    add_member_node(&client, "wuxi", broken).await;
+    let products = 20;
+    for i in 0..products {
+        publish(&client, NODES[i % NODES.len()], &format!("p{i}")).await;
+    }
+    let operator = OperatorProcess::start(&plane.kubeconfig, &[]).unwrap();
+
+    // Every other node, hub namespaces and the healthy member alike, gets everything.
+    let expected: BTreeMap<String, usize> = (0..products)
+        .map(|i| (format!("p{i}"), NODES.len()))
+        .collect();
+    converge(&client, &expected, Duration::from_secs(60)).await;
+    let suzhou: Api<CatalogEntry> = Api::namespaced(healthy.client().await.unwrap(), "catalog");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while member_entry_count(&suzhou).await != products {
+        assert!(
+            Instant::now() < deadline,
+            "the healthy member did not get every entry"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let p0 = wait_for(
+        &Api::<DataProduct>::namespaced(client.clone(), "dfn-beijing"),
+        "p0",
+        Duration::from_secs(30),
+        |p| {
+            p.status.as_ref().is_some_and(|s| {
+                s.conditions.iter().any(|c| {
+                    c.type_ == "Synced"
+                        && c.reason == "MemberUnreachable"
+                        && c.message.contains("wuxi")
+                })
+            })
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!p0.status.unwrap().visible_in.contains(&"wuxi".to_string()));
+
+    // Observe the broken member for 40 s from its first request: the backoff
+    // doubles (2 s, 4 s, 8 s, 16 s, ...), so the requests thin out however many
+    // products want to reach it.
+    let first = *requests
+        .lock()
+        .unwrap()
+        .first()
+        .expect("the member was asked");
+    let settled = first + Duration::from_secs(20);
+    tokio::time::sleep_until(settled.into()).await;
+    let versions = product_versions(&client).await;
+
+    // A product released now still reaches the healthy member and the hub at once.
+    let released = Instant::now();
+    publish(&client, "shanghai", "late").await;
+    while member_entry_count(&suzhou).await != products + 1 {
+        assert!(
+            released.elapsed() < Duration::from_secs(10),
+            "a release waited on the broken member"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let release_to_healthy = released.elapsed();
+
+    tokio::time::sleep_until((first + Duration::from_secs(40)).into()).await;
+    let times = requests.lock().unwrap().clone();
+    let between = |from: u64, to: u64| {
+        times
+            .iter()
+            .filter(|t| {
+                **t >= first + Duration::from_secs(from) && **t < first + Duration::from_secs(to)
+            })
+            .count()
+    };
+    let (early, late) = (between(0, 15), between(25, 40));
+    println!(
+        "requests to the broken member: {} in 40 s, {early} in the first 15 s, {late} in the last 15 s; \
+         release to the healthy member meanwhile {release_to_healthy:?}",
+        times.len()
+    );
+    assert!(
+        times.len() <= 12,
+        "{} requests in 40 s: not backed off",
+        times.len()
+    );
+    assert!(
+        late < early,
+        "the request rate did not decay: {early} then {late}"
+    );
+
+    // Idle with a failing member, the operator does not keep rewriting statuses
+    // (which would wake its own watches and requeue it for ever).
+    let mut after = product_versions(&client).await;
+    after.remove("late");
+    assert_eq!(versions, after, "products rewritten while idle");
+    drop(operator);
 }

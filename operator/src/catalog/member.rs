@@ -7,7 +7,7 @@
 //! that fails is backed off, so one dead city never stalls the others.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -125,19 +125,55 @@ struct Tracked {
     entries: HashMap<String, String>,
 }
 
+impl Tracked {
+    /// The answer to give without asking anyone, if it is still good for a
+    /// member whose catalog view lives in `namespace`.
+    fn settled(&self, namespace: &str) -> Option<Result<Member, MemberProblem>> {
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            return Some(self.member.clone().and(Err(MemberProblem::Unreachable(
+                "backing off after failures".into(),
+            ))));
+        }
+        let fresh = match &self.member {
+            Ok(member) => {
+                member.namespace == namespace && self.checked_at.elapsed() < SECRET_RECHECK
+            }
+            Err(problem) => {
+                problem.is_configuration() && self.checked_at.elapsed() < PROBLEM_RECHECK
+            }
+        };
+        fresh.then(|| self.member.clone())
+    }
+
+    /// Skips the member for the current backoff, and doubles the next one.
+    fn back_off(&mut self, problem: MemberProblem) {
+        self.retry_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        self.member = Err(problem);
+        self.secret_version = None;
+    }
+}
+
 /// Member clients by node name, rebuilt when their Secret changes.
 #[derive(Default)]
 pub struct Members {
     tracked: Mutex<HashMap<String, Tracked>>,
+    /// One (re)build per member at a time: callers that arrive meanwhile wait
+    /// for its outcome instead of each asking a failing member again.
+    building: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// How often a member's Secret is re-read to notice a new kubeconfig.
+/// How often a usable member's Secret is re-read to notice a new kubeconfig.
 const SECRET_RECHECK: Duration = Duration::from_secs(30);
+/// How often a refused or missing kubeconfig is re-read to notice a fix.
+const PROBLEM_RECHECK: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(120);
 
 impl Members {
     /// The member cluster of `node`, (re)building its client when the Secret
-    /// changed. A member in backoff answers with its last problem at once.
+    /// changed. A member in backoff answers with its last problem at once, and
+    /// concurrent callers share one rebuild.
     pub async fn get(
         &self,
         hub: &Client,
@@ -146,20 +182,19 @@ impl Members {
         namespace: &str,
         allow_insecure: bool,
     ) -> Result<Member, MemberProblem> {
-        {
-            let tracked = self.tracked.lock().expect("members lock");
-            if let Some(t) = tracked.get(node) {
-                if let Some(retry_at) = t.retry_at
-                    && Instant::now() < retry_at
-                {
-                    return t.member.clone().and(Err(MemberProblem::Unreachable(
-                        "backing off after failures".into(),
-                    )));
-                }
-                if t.checked_at.elapsed() < SECRET_RECHECK && t.member.is_ok() {
-                    return t.member.clone();
-                }
-            }
+        if let Some(settled) = self.settled(node, namespace) {
+            return settled;
+        }
+        let gate = self
+            .building
+            .lock()
+            .expect("members lock")
+            .entry(node.to_owned())
+            .or_default()
+            .clone();
+        let _building = gate.lock().await;
+        if let Some(settled) = self.settled(node, namespace) {
+            return settled;
         }
         let secrets: Api<Secret> = Api::namespaced(hub.clone(), &secret_ref.namespace);
         let secret_name = format!("{}/{}", secret_ref.namespace, secret_ref.name);
@@ -185,6 +220,11 @@ impl Members {
         self.record(node, version, built)
     }
 
+    fn settled(&self, node: &str, namespace: &str) -> Option<Result<Member, MemberProblem>> {
+        let tracked = self.tracked.lock().expect("members lock");
+        tracked.get(node)?.settled(namespace)
+    }
+
     /// The member cluster of `node`, or `None` when the node keeps its catalog
     /// view in the hub.
     pub async fn for_node(
@@ -201,6 +241,9 @@ impl Members {
         )
     }
 
+    /// Keeps the outcome of a (re)build. An unreachable member is backed off
+    /// like a failed request, so a member that fails every call is asked less
+    /// and less often.
     fn record(
         &self,
         node: &str,
@@ -211,18 +254,25 @@ impl Members {
         let entry = tracked.entry(node.to_owned()).or_insert_with(|| Tracked {
             secret_version: None,
             checked_at: Instant::now(),
-            member: member.clone().map(|(m, _)| m),
+            member: Err(MemberProblem::Unreachable("not built yet".into())),
             retry_at: None,
-            backoff: Duration::from_secs(2),
+            backoff: FIRST_BACKOFF,
             entries: HashMap::new(),
         });
-        entry.secret_version = version;
         entry.checked_at = Instant::now();
-        entry.member = member.clone().map(|(m, _)| m);
-        if let Ok((_, listed)) = member {
-            entry.retry_at = None;
-            entry.backoff = Duration::from_secs(2);
-            entry.entries = listed;
+        match member {
+            Ok((member, listed)) => {
+                entry.secret_version = version;
+                entry.member = Ok(member);
+                entry.retry_at = None;
+                entry.backoff = FIRST_BACKOFF;
+                entry.entries = listed;
+            }
+            Err(problem) if problem.is_configuration() => {
+                entry.secret_version = version;
+                entry.member = Err(problem);
+            }
+            Err(problem) => entry.back_off(problem),
         }
         entry.member.clone()
     }
@@ -258,14 +308,10 @@ impl Members {
     /// while the member is already backing off do not extend it.
     pub fn failed(&self, node: &str, problem: MemberProblem) {
         let mut tracked = self.tracked.lock().expect("members lock");
-        if let Some(t) = tracked.get_mut(node) {
-            if t.retry_at.is_some_and(|r| Instant::now() < r) {
-                return;
-            }
-            t.retry_at = Some(Instant::now() + t.backoff);
-            t.backoff = (t.backoff * 2).min(MAX_BACKOFF);
-            t.member = Err(problem);
-            t.secret_version = None;
+        if let Some(t) = tracked.get_mut(node)
+            && t.retry_at.is_none_or(|at| Instant::now() >= at)
+        {
+            t.back_off(problem);
         }
     }
 
@@ -287,6 +333,10 @@ impl Members {
     /// Forgets members of nodes not in `keep`.
     pub fn retain(&self, keep: impl Fn(&str) -> bool) {
         self.tracked
+            .lock()
+            .expect("members lock")
+            .retain(|node, _| keep(node));
+        self.building
             .lock()
             .expect("members lock")
             .retain(|node, _| keep(node));
