@@ -4,8 +4,10 @@ SHELL := /bin/bash
 NAME ?= hub
 PLANE := tests/controlplane/plane.sh
 CARGO ?= cargo
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := member_kubeconfig product_policy
 
-.PHONY: help controlplane up down demo crds lint test bench
+.PHONY: help controlplane up down demo crds lint test bench fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -36,3 +38,10 @@ test: controlplane lint ## everything CI runs: lint, unit, property and integrat
 bench: controlplane ## measure write limits, propagation, release-to-visible and scale; writes bench/results.json
 	$(CARGO) build --release -p flowfed -p flowfed-tests --bin flowfed --bin flowfed-bench
 	target/release/flowfed-bench
+
+fuzz: ## fuzz kubeconfig Secrets and the visibility policy, FUZZ_SECONDS each (nightly toolchain; installs cargo-fuzz)
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@for target in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$target && \
+		$(CARGO) +nightly fuzz run $$target fuzz/corpus/$$target fuzz/seeds/$$target -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done

@@ -343,6 +343,35 @@ impl Members {
     }
 }
 
+/// The checked kubeconfig under `secret_ref.key` of `secret` (in `data`, or in
+/// `stringData` as written by hand). `secret_name` names it in problems.
+pub fn kubeconfig_in_secret(
+    secret: &Secret,
+    secret_ref: &SecretKeyRef,
+    secret_name: &str,
+    allow_insecure: bool,
+) -> Result<Kubeconfig, MemberProblem> {
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&secret_ref.key))
+        .map(|b| b.0.as_slice())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(&secret_ref.key))
+                .map(|s| s.as_bytes())
+        })
+        .ok_or_else(|| MemberProblem::KeyMissing {
+            secret: secret_name.to_owned(),
+            key: secret_ref.key.clone(),
+        })?;
+    let yaml = std::str::from_utf8(bytes)
+        .map_err(|_| MemberProblem::InvalidKubeconfig("not UTF-8 text".into()))?;
+    check_kubeconfig(yaml, allow_insecure)
+}
+
 /// Builds a member client from its Secret and prepares the member: the
 /// CatalogEntry CRD installed and Established, the catalog namespace present.
 /// Returns the entries the member already holds (name to content hash).
@@ -353,25 +382,7 @@ async fn build(
     namespace: &str,
     allow_insecure: bool,
 ) -> Result<(Member, HashMap<String, String>), MemberProblem> {
-    let bytes = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(&secret_ref.key))
-        .map(|b| b.0.clone())
-        .or_else(|| {
-            secret
-                .string_data
-                .as_ref()
-                .and_then(|d| d.get(&secret_ref.key))
-                .map(|s| s.clone().into_bytes())
-        })
-        .ok_or_else(|| MemberProblem::KeyMissing {
-            secret: secret_name.to_owned(),
-            key: secret_ref.key.clone(),
-        })?;
-    let yaml = String::from_utf8(bytes)
-        .map_err(|_| MemberProblem::InvalidKubeconfig("not UTF-8 text".into()))?;
-    let kubeconfig = check_kubeconfig(&yaml, allow_insecure)?;
+    let kubeconfig = kubeconfig_in_secret(secret, secret_ref, secret_name, allow_insecure)?;
     let mut config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
