@@ -2,9 +2,9 @@
 //! topology mode implies (creating, labelling, owning and pruning only its own
 //! links), and report interconnection, weak points and coverage.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -181,27 +181,39 @@ async fn realise_topology(
     let owner = federation
         .controller_owner_ref(&())
         .ok_or(Error::MissingField("metadata.uid"))?;
+    ctx.link_writes.settle(|pair| present.contains(pair));
     for pair in wanted.iter().filter(|p| !present.contains(*p)) {
         let link_name = format!("{name}.{}--{}", pair.first(), pair.second());
+        match ctx.link_writes.recent(&link_name) {
+            Some(LinkWrite::Applied) => continue,
+            Some(LinkWrite::Failed(problem)) => {
+                problems.push((reasons::LINK_WRITE_FAILED, problem));
+                continue;
+            }
+            None => {}
+        }
         let manifest = serde_json::json!({
             "apiVersion": InterCityLink::api_version(&()),
             "kind": InterCityLink::kind(&()),
             "metadata": {"name": link_name, "labels": {FEDERATION_LABEL: name}, "ownerReferences": [owner]},
             "spec": {"from": pair.first(), "to": pair.second()},
         });
-        if let Err(error) = api
+        let written = api
             .patch(
                 &link_name,
                 &PatchParams::apply(managers::FEDERATION).force(),
                 &Patch::Apply(&manifest),
             )
-            .await
-        {
-            problems.push((
-                reasons::LINK_WRITE_FAILED,
-                format!("could not create link {link_name}: {error}"),
-            ));
-        }
+            .await;
+        let outcome = match written {
+            Ok(_) => LinkWrite::Applied,
+            Err(error) => {
+                let problem = format!("could not create link {link_name}: {error}");
+                problems.push((reasons::LINK_WRITE_FAILED, problem.clone()));
+                LinkWrite::Failed(problem)
+            }
+        };
+        ctx.link_writes.record(&link_name, pair, outcome);
     }
     for link in links
         .iter()
@@ -221,6 +233,69 @@ async fn realise_topology(
         }
     }
     Ok(problems)
+}
+
+/// What became of a link this process applied.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LinkWrite {
+    /// Written, not yet seen by the link watch.
+    Applied,
+    /// Refused, with the problem to keep reporting until the retry.
+    Failed(String),
+}
+
+/// Links this process applied recently: a reconcile that runs before the link
+/// watch shows a new link does not apply it again, and a refused write (say,
+/// RBAC) is retried after a pause instead of on every node status change.
+#[derive(Default)]
+pub struct LinkWrites {
+    by_name: Mutex<HashMap<String, Written>>,
+}
+
+struct Written {
+    pair: LinkPair,
+    at: Instant,
+    outcome: LinkWrite,
+}
+
+impl LinkWrites {
+    /// How long an applied link may take to show in the watch before it is
+    /// applied again.
+    const ECHO_WAIT: Duration = Duration::from_secs(30);
+    /// How long a refused write waits before it is tried again.
+    const RETRY_REFUSED: Duration = Duration::from_secs(10);
+
+    /// What became of `link_name` if it was written recently enough to count.
+    pub fn recent(&self, link_name: &str) -> Option<LinkWrite> {
+        let by_name = self.by_name.lock().expect("link writes lock");
+        let written = by_name.get(link_name)?;
+        let wait = match written.outcome {
+            LinkWrite::Applied => Self::ECHO_WAIT,
+            LinkWrite::Failed(_) => Self::RETRY_REFUSED,
+        };
+        (written.at.elapsed() < wait).then(|| written.outcome.clone())
+    }
+
+    /// Records the outcome of writing `link_name`, the link between `pair`.
+    pub fn record(&self, link_name: &str, pair: &LinkPair, outcome: LinkWrite) {
+        let written = Written {
+            pair: pair.clone(),
+            at: Instant::now(),
+            outcome,
+        };
+        self.by_name
+            .lock()
+            .expect("link writes lock")
+            .insert(link_name.to_owned(), written);
+    }
+
+    /// Forgets links whose pair the watch now shows, and records too old to count.
+    pub fn settle(&self, seen: impl Fn(&LinkPair) -> bool) {
+        self.by_name
+            .lock()
+            .expect("link writes lock")
+            .retain(|_, w| !seen(&w.pair) && w.at.elapsed() < Self::ECHO_WAIT);
+    }
 }
 
 /// The interconnection report over member nodes and their non-duplicate links.
@@ -447,4 +522,35 @@ async fn write_if_changed(
         apply_status(api, federation, managers::FEDERATION, &desired).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_link_is_not_written_again_until_the_watch_shows_it() {
+        let writes = LinkWrites::default();
+        let pair = LinkPair::new("beijing", "tianjin").unwrap();
+        assert_eq!(writes.recent("f.beijing--tianjin"), None);
+        writes.record("f.beijing--tianjin", &pair, LinkWrite::Applied);
+        writes.settle(|_| false);
+        assert_eq!(
+            writes.recent("f.beijing--tianjin"),
+            Some(LinkWrite::Applied)
+        );
+        writes.settle(|seen| *seen == pair);
+        assert_eq!(writes.recent("f.beijing--tianjin"), None, "seen: forgotten");
+    }
+
+    #[test]
+    fn a_refused_link_keeps_its_problem_until_the_retry() {
+        let writes = LinkWrites::default();
+        let pair = LinkPair::new("beijing", "tianjin").unwrap();
+        let refused = LinkWrite::Failed("could not create link: forbidden".into());
+        writes.record("f.beijing--tianjin", &pair, refused.clone());
+        writes.settle(|_| false);
+        assert_eq!(writes.recent("f.beijing--tianjin"), Some(refused));
+        assert_eq!(writes.recent("g.beijing--tianjin"), None, "per federation");
+    }
 }

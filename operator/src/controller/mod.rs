@@ -91,6 +91,8 @@ pub struct Context {
     pub release_clock: product::ReleaseClock,
     /// Hub entries written by this process, not yet seen by the watch.
     pub written: product::WrittenEntries,
+    /// Federation links written by this process, not yet seen by the watch.
+    pub link_writes: federation::LinkWrites,
     /// The tunables.
     pub settings: Settings,
     /// True once the node and link caches have synced; nothing is derived from
@@ -149,6 +151,7 @@ pub async fn run(
         members: members.clone(),
         release_clock: product::ReleaseClock::default(),
         written: product::WrittenEntries::default(),
+        link_writes: federation::LinkWrites::default(),
         settings: settings.clone(),
         caches_ready: AtomicBool::new(false),
         catalog_ready: AtomicBool::new(false),
