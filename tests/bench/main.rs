@@ -20,7 +20,7 @@
 //! Never fails on time. Sizes can be reduced with FLOWFED_BENCH_* variables for
 //! a quick run (see docs/benchmarks.md).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -426,33 +426,178 @@ fn raw_entry(name: &str) -> CatalogEntry {
 
 /// Mutating requests the API server has served, from its own metrics.
 async fn mutating_requests(client: &kube::Client) -> anyhow::Result<f64> {
+    Ok(mutating_requests_by_kind(client).await?.values().sum())
+}
+
+/// Mutating API requests so far, from the API server's own
+/// `apiserver_request_total`, by "VERB resource[/subresource]".
+async fn mutating_requests_by_kind(client: &kube::Client) -> anyhow::Result<BTreeMap<String, f64>> {
+    const MUTATING: [&str; 6] = [
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+        "APPLY",
+        "DELETECOLLECTION",
+    ];
     let text = client
         .request_text(http::Request::get("/metrics").body(Vec::new())?)
         .await?;
-    let mut total = 0.0;
+    let label = |line: &str, name: &str| -> String {
+        line.split(&format!("{name}=\""))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut by_kind = BTreeMap::new();
     for line in text
         .lines()
         .filter(|l| l.starts_with("apiserver_request_total{"))
     {
-        let mutating = [
-            "POST",
-            "PUT",
-            "PATCH",
-            "DELETE",
-            "APPLY",
-            "DELETECOLLECTION",
-        ]
+        let verb = label(line, "verb");
+        if !MUTATING.contains(&verb.as_str()) {
+            continue;
+        }
+        let mut resource = label(line, "resource");
+        let subresource = label(line, "subresource");
+        if !subresource.is_empty() {
+            resource = format!("{resource}/{subresource}");
+        }
+        let count = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        *by_kind.entry(format!("{verb} {resource}")).or_insert(0.0) += count;
+    }
+    Ok(by_kind)
+}
+
+/// Waits until the controller manager has given every namespace its default
+/// ServiceAccount and root CA ConfigMap: its catch-up after the operator
+/// creates 1,000 namespaces is the cluster's work, not the operator's, and
+/// would otherwise be counted as idle writes.
+async fn wait_namespaces_set_up(client: &kube::Client) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let namespaces = Api::<Namespace>::all(client.clone())
+            .list_metadata(&ListParams::default())
+            .await?
+            .items
+            .len();
+        let accounts = Api::<ServiceAccount>::all(client.clone())
+            .list_metadata(&ListParams::default().fields("metadata.name=default"))
+            .await?
+            .items
+            .len();
+        let root_cas = Api::<ConfigMap>::all(client.clone())
+            .list_metadata(&ListParams::default().fields("metadata.name=kube-root-ca.crt"))
+            .await?
+            .items
+            .len();
+        if accounts >= namespaces && root_cas >= namespaces {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "namespaces not set up: {accounts} ServiceAccounts, {root_cas} root CA ConfigMaps for {namespaces} namespaces"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The busiest kinds of mutating request between two counts, per second.
+fn busiest(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+    seconds: f64,
+) -> Vec<(String, f64)> {
+    let mut rates: Vec<(String, f64)> = after
         .iter()
-        .any(|verb| line.contains(&format!("verb=\"{verb}\"")));
-        if mutating {
-            total += line
-                .rsplit(' ')
-                .next()
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0);
+        .map(|(kind, n)| {
+            (
+                kind.clone(),
+                (n - before.get(kind).unwrap_or(&0.0)) / seconds,
+            )
+        })
+        .filter(|(_, rate)| *rate > 0.0)
+        .collect();
+    rates.sort_by(|a, b| b.1.total_cmp(&a.1));
+    rates.truncate(6);
+    rates
+}
+
+/// Which node status fields change, counted from a watch: tells what the idle
+/// status writes carry. Conditions count by type; timestamps are left out.
+struct StatusChanges {
+    counts: Arc<Mutex<BTreeMap<String, usize>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl StatusChanges {
+    fn start(client: kube::Client) -> StatusChanges {
+        let counts: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+        let shared = counts.clone();
+        let task = tokio::spawn(async move {
+            let api: Api<DynamicObject> =
+                Api::all_with(client, &resource("DataFlowNode", "dataflownodes"));
+            let stream = watcher(api, watcher::Config::default());
+            futures::pin_mut!(stream);
+            let mut last: HashMap<String, BTreeMap<String, Value>> = HashMap::new();
+            while let Some(event) = stream.next().await {
+                let Ok(watcher::Event::Apply(node) | watcher::Event::InitApply(node)) = event
+                else {
+                    continue;
+                };
+                let fields = status_fields(&node.data["status"]);
+                let name = node.metadata.name.clone().unwrap_or_default();
+                if let Some(previous) = last.insert(name, fields.clone()) {
+                    let mut counts = shared.lock().unwrap();
+                    for (field, value) in &fields {
+                        if previous.get(field) != Some(value) {
+                            *counts.entry(field.clone()).or_default() += 1;
+                        }
+                    }
+                }
+            }
+        });
+        StatusChanges {
+            counts,
+            _task: task,
         }
     }
-    Ok(total)
+
+    fn take(&self) -> BTreeMap<String, usize> {
+        std::mem::take(&mut *self.counts.lock().unwrap())
+    }
+}
+
+/// A node status as comparable fields: top-level fields, and each condition
+/// by type without its transition time.
+fn status_fields(status: &Value) -> BTreeMap<String, Value> {
+    let mut fields = BTreeMap::new();
+    for (key, value) in status.as_object().into_iter().flatten() {
+        if key == "lastProbeTime" {
+            continue;
+        }
+        if key == "conditions" {
+            for condition in value.as_array().into_iter().flatten() {
+                let mut condition = condition.clone();
+                condition
+                    .as_object_mut()
+                    .map(|c| c.remove("lastTransitionTime"));
+                fields.insert(
+                    format!("conditions[{}]", condition["type"].as_str().unwrap_or("")),
+                    condition,
+                );
+            }
+        } else {
+            fields.insert(key.clone(), value.clone());
+        }
+    }
+    fields
 }
 
 /// Entries seen (namespace/name) and entries per product uid.
@@ -709,17 +854,60 @@ async fn scale(binary: &Path, sizes: &Sizes) -> anyhow::Result<Value> {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let interconnected = started.elapsed().as_secs_f64();
+    // Every node's status also carries its catalog view (CatalogSynced).
+    let nodes: Api<DynamicObject> =
+        Api::all_with(admin.clone(), &resource("DataFlowNode", "dataflownodes"));
+    loop {
+        let listed = nodes.list(&ListParams::default()).await?.items;
+        let synced = listed
+            .iter()
+            .filter(|node| {
+                node.data["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "CatalogSynced" && c["status"] == "True")
+            })
+            .count();
+        if synced == n {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "{synced} of {n} nodes report their catalog view"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let convergence = started.elapsed().as_secs_f64();
+    println!(
+        "  federation interconnected with every node ready and link up after {interconnected:.1} s; every node's catalog view reported after {convergence:.1} s"
+    );
+    let cluster_settled = Instant::now();
+    wait_namespaces_set_up(&admin).await?;
+    println!(
+        "  the controller manager finished setting up the operator's namespaces {:.1} s after convergence",
+        cluster_settled.elapsed().as_secs_f64()
+    );
     tokio::time::sleep(Duration::from_secs(10)).await;
     let idle_window = 30.0;
-    let before = mutating_requests(&admin).await?;
+    let status_changes = StatusChanges::start(admin.clone());
+    let before = mutating_requests_by_kind(&admin).await?;
+    status_changes.take();
     tokio::time::sleep(Duration::from_secs_f64(idle_window)).await;
-    let idle = (mutating_requests(&admin).await? - before) / idle_window;
+    let changed_fields = status_changes.take();
+    let after = mutating_requests_by_kind(&admin).await?;
+    let idle = (after.values().sum::<f64>() - before.values().sum::<f64>()) / idle_window;
     let idle_net = (idle - baseline).max(0.0);
+    let idle_kinds = busiest(&before, &after, idle_window);
     let rss_network = operator.peak_rss_mb();
     println!(
         "  converged in {convergence:.1} s; idle writes {idle:.2}/s ({idle_net:.2}/s above the plane's own {baseline:.2}/s); peak RSS {rss_network:.0} MB"
     );
+    for (kind, rate) in &idle_kinds {
+        println!("    idle: {rate:>6.2}/s {kind}");
+    }
+    println!("    node status fields changed while idle: {changed_fields:?}");
 
     // The same network with products: each visible in its publisher's region (5 nodes).
     let products = sizes.scale_products;
@@ -762,8 +950,11 @@ async fn scale(binary: &Path, sizes: &Sizes) -> anyhow::Result<Value> {
     Ok(json!({
         "nodes": n, "links": links,
         "convergence_s": convergence,
+        "interconnected_s": interconnected,
         "idle_writes_per_s": idle_net,
         "idle_writes_raw_per_s": idle,
+        "idle_writes_by_request": idle_kinds.iter().cloned().collect::<BTreeMap<_, _>>(),
+        "idle_node_status_changes": changed_fields,
         "plane_baseline_writes_per_s": baseline,
         "peak_rss_mb": rss_network,
         "with_products": {"products": products, "entries": expected, "sync_s": products_s, "idle_writes_per_s": (idle_products - baseline).max(0.0), "peak_rss_mb": rss_products},
