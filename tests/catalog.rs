@@ -667,3 +667,61 @@ async fn a_product_outside_any_home_namespace_is_published_nowhere() {
     assert!(cat.listed_at(&p.uid().unwrap()).await.is_empty());
     operator.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn entries_flowfed_did_not_make_are_left_alone_and_its_own_are_kept_labelled() {
+    let cat = Catalog::new().await;
+    let operator = start_operator(cat.client.clone()).await.unwrap();
+    cat.add_node("shanghai", "CN-SH", "CN", json!({})).await;
+    cat.add_node("beijing", "CN-BJ", "CN", json!({})).await;
+    let product = cat
+        .publish(
+            "shanghai",
+            "metro-ridership",
+            json!({"title": "Metro", "classification": "Public"}),
+        )
+        .await;
+    cat.wait_listed(&product, &["shanghai", "beijing"]).await;
+
+    // Someone else's entry, for a product flowfed has never heard of.
+    let foreign: CatalogEntry = serde_json::from_value(json!({
+        "apiVersion": "flowfed.io/v1alpha1", "kind": "CatalogEntry",
+        "metadata": {"name": "hand-made"},
+        "spec": {"product": {"node": "elsewhere", "namespace": "x", "name": "x", "uid": "not-flowfeds"},
+                 "title": "Hand made", "classification": "Public",
+                 "publishedAt": "2026-01-01T00:00:00Z", "contentHash": "0123456789abcdef0123456789abcdef"}
+    }))
+    .unwrap();
+    let entries = cat.entries("beijing");
+    entries
+        .create(&PostParams::default(), &foreign)
+        .await
+        .unwrap();
+
+    // flowfed's entry stripped of its managed-by label is written back whole.
+    let own = format!("{}.metro-ridership", cat.name("shanghai"));
+    entries
+        .patch(
+            &own,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": null}}})),
+        )
+        .await
+        .unwrap();
+    wait_for(&entries, &own, CONVERGE, |e| {
+        e.labels()
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str)
+            == Some("flowfed")
+    })
+    .await
+    .unwrap();
+
+    // A full orphan sweep (every 10 s) later, the foreign entry is still there.
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    assert!(
+        entries.get_opt("hand-made").await.unwrap().is_some(),
+        "the orphan sweep deleted an entry flowfed did not make"
+    );
+    operator.stop().await.unwrap();
+}

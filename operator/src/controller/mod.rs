@@ -91,6 +91,8 @@ pub struct Context {
     pub release_clock: product::ReleaseClock,
     /// Hub entries written by this process, not yet seen by the watch.
     pub written: product::WrittenEntries,
+    /// Hub entry writes in flight, across every product reconcile.
+    pub hub_entry_writes: tokio::sync::Semaphore,
     /// Federation links written by this process, not yet seen by the watch.
     pub link_writes: federation::LinkWrites,
     /// The tunables.
@@ -130,9 +132,18 @@ pub async fn run(
     ready: Arc<AtomicBool>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let nodes = SharedWatch::start(Api::<DataFlowNode>::all(client.clone()));
-    let links = SharedWatch::start(Api::<InterCityLink>::all(client.clone()));
-    let entries = SharedWatch::start(Api::<CatalogEntry>::all(client.clone()));
+    let nodes = SharedWatch::start(Api::all(client.clone()), watcher::Config::default());
+    let links = SharedWatch::start(Api::all(client.clone()), watcher::Config::default());
+    // Only flowfed's own entries: the orphan sweep must never delete an entry
+    // someone else made, and an entry stripped of the label is written back.
+    let entries = SharedWatch::start(
+        Api::all(client.clone()),
+        watcher::Config::default().labels(&format!(
+            "{}={}",
+            crate::catalog::MANAGED_BY_LABEL,
+            crate::catalog::MANAGED_BY
+        )),
+    );
     let health = Arc::new(HealthTable::default());
     let members = Arc::new(Members::default());
     let reporter = Reporter {
@@ -151,6 +162,7 @@ pub async fn run(
         members: members.clone(),
         release_clock: product::ReleaseClock::default(),
         written: product::WrittenEntries::default(),
+        hub_entry_writes: tokio::sync::Semaphore::new(product::HUB_ENTRY_WRITES_IN_FLIGHT),
         link_writes: federation::LinkWrites::default(),
         settings: settings.clone(),
         caches_ready: AtomicBool::new(false),

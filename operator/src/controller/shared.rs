@@ -41,12 +41,12 @@ where
         + 'static,
 {
     /// Sets up the watch; nothing flows until [`SharedWatch::drive`] is polled.
-    pub fn start(api: Api<K>) -> Self {
+    pub fn start(api: Api<K>, config: watcher::Config) -> Self {
         let (store, writer) = reflector::store_shared(BUFFER);
         let applied = writer.subscribe().expect("shared stores can be subscribed");
         let (deleted, _) = broadcast::channel(BUFFER);
         let tap = deleted.clone();
-        let driver = watcher(api, watcher::Config::default())
+        let driver = watcher(api, config)
             .default_backoff()
             .reflect_shared(writer)
             .for_each(move |event| {
