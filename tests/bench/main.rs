@@ -77,7 +77,19 @@ async fn main() -> anyhow::Result<()> {
     let operator_kubeconfig = install_chart(&plane).await?;
 
     // 1. Raw write limit.
+    let raw_started = (Instant::now(), cpu_by_process(&plane, None));
     let (w_raw, l1_ms, curve) = raw_write_limit(&admin).await?;
+    let raw_cores: BTreeMap<&str, f64> = cpu_by_process(&plane, None)
+        .into_iter()
+        .map(|(process, seconds)| {
+            let before = raw_started.1.get(process).unwrap_or(&0.0);
+            (
+                process,
+                (seconds - before) / raw_started.0.elapsed().as_secs_f64(),
+            )
+        })
+        .collect();
+    results.insert("raw_cores".into(), json!(raw_cores));
     results.insert("w_raw".into(), json!(w_raw));
     results.insert("l1_ms".into(), json!(l1_ms));
     results.insert("raw_curve".into(), json!(curve));
@@ -85,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
     for (c, w) in &curve {
         println!("  concurrency {c:>2}: {w:>7.0} objects/s");
     }
+    println!("  cores used over the whole curve: {raw_cores:.2?}");
     let w_apply = raw_apply_limit(&admin, 32).await?;
     results.insert("w_raw_apply".into(), json!(w_apply));
     println!(
@@ -144,6 +157,7 @@ async fn main() -> anyhow::Result<()> {
     let kinds_before = mutating_requests_by_kind(&admin).await?;
     let writes_before: f64 = kinds_before.values().sum();
     let cpu_before = operator.cpu_seconds()?;
+    let cores_before = cpu_by_process(&plane, Some(&operator));
     let started = Instant::now();
     futures::stream::iter(0..sizes.bulk_products)
         .map(|i| {
@@ -178,6 +192,17 @@ async fn main() -> anyhow::Result<()> {
         "bulk: {} products x {} nodes = {entries_expected} entries in {elapsed:.1} s: W_op = {w_op:.0}/s, eta = {eta:.2}, write amplification {amplification:.2}, {cpu_per_1000:.2} CPU-s per 1000 entries",
         sizes.bulk_products, sizes.bulk_nodes
     );
+    let cores: BTreeMap<&str, f64> = cpu_by_process(&plane, Some(&operator))
+        .into_iter()
+        .map(|(process, seconds)| {
+            (
+                process,
+                (seconds - cores_before.get(process).unwrap_or(&0.0)) / elapsed,
+            )
+        })
+        .collect();
+    println!("    cores used during the bulk sync: {cores:.2?}");
+    results.insert("bulk_cores".into(), json!(cores));
     let by_kind = busiest(&kinds_before, &kinds_after, entries_expected as f64);
     for (kind, per_entry) in &by_kind {
         println!("    {per_entry:>6.3} per entry: {kind}");
@@ -416,6 +441,10 @@ async fn raw_write_limit(client: &kube::Client) -> anyhow::Result<(f64, f64, Vec
         .await?;
         if concurrency == 1 {
             l1_ms = percentile(&latencies, 0.5);
+            println!(
+                "  single writes: p50 {l1_ms:.2} ms, p99 {:.2} ms (the API server's own tail)",
+                percentile(&latencies, 0.99)
+            );
         }
         curve.push((concurrency, throughput));
     }
@@ -569,6 +598,47 @@ async fn wait_namespaces_set_up(client: &kube::Client) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// CPU seconds (user + system) process `pid` has used.
+fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("stat format")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
+/// CPU seconds used so far by the plane's etcd and API server, the operator
+/// and this process: where the machine's cores go during a phase.
+fn cpu_by_process(plane: &Plane, operator: Option<&Operator>) -> BTreeMap<&'static str, f64> {
+    let planes = std::env::var_os("FLOWFED_PLANES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".flowfed"));
+    let component = |name: &str| {
+        let pid =
+            std::fs::read_to_string(planes.join(&plane.name).join(format!("{name}.pid"))).ok()?;
+        process_cpu_seconds(pid.trim().parse().ok()?).ok()
+    };
+    let mut cpu = BTreeMap::new();
+    for (label, seconds) in [
+        ("kube-apiserver", component("kube-apiserver")),
+        ("etcd", component("etcd")),
+        ("operator", operator.and_then(|o| o.cpu_seconds().ok())),
+        (
+            "benchmark (load and watcher)",
+            process_cpu_seconds(std::process::id()).ok(),
+        ),
+    ] {
+        if let Some(seconds) = seconds {
+            cpu.insert(label, seconds);
+        }
+    }
+    cpu
 }
 
 /// The busiest kinds of mutating request between two counts, per second.
@@ -799,15 +869,7 @@ impl Operator {
 
     /// User + system CPU seconds so far.
     fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .context("stat format")?
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-        Ok(ticks / 100.0)
+        process_cpu_seconds(self.child.id())
     }
 
     fn peak_rss_mb(&self) -> f64 {

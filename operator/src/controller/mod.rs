@@ -91,6 +91,8 @@ pub struct Context {
     pub release_clock: product::ReleaseClock,
     /// Hub entries written by this process, not yet seen by the watch.
     pub written: product::WrittenEntries,
+    /// Product statuses written by this process, against stale re-reads.
+    pub status_writes: product::StatusWrites,
     /// Hub entry writes in flight, across every product reconcile.
     pub hub_entry_writes: tokio::sync::Semaphore,
     /// Federation links written by this process, not yet seen by the watch.
@@ -162,6 +164,7 @@ pub async fn run(
         members: members.clone(),
         release_clock: product::ReleaseClock::default(),
         written: product::WrittenEntries::default(),
+        status_writes: product::StatusWrites::default(),
         hub_entry_writes: tokio::sync::Semaphore::new(product::HUB_ENTRY_WRITES_IN_FLIGHT),
         link_writes: federation::LinkWrites::default(),
         settings: settings.clone(),

@@ -212,7 +212,7 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
                 observed_generation: generation,
                 ..Default::default()
             };
-            status.conditions = product.status.clone().unwrap_or_default().conditions;
+            status.conditions = known_status(&product, ctx).unwrap_or_default().conditions;
             conditions::set(
                 &mut status.conditions,
                 types::PUBLISHED,
@@ -240,7 +240,7 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
     let facts = match product_facts(&product) {
         Ok(facts) => facts,
         Err(message) => {
-            let mut status = product.status.clone().unwrap_or_default();
+            let mut status = known_status(&product, ctx).unwrap_or_default();
             status.observed_generation = generation;
             conditions::set(
                 &mut status.conditions,
@@ -309,7 +309,7 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
     wrote |= delete_stale_member_entries(ctx, &nodes, &name, &member_keep).await;
 
     // Report.
-    let previous = product.status.clone().unwrap_or_default();
+    let previous = known_status(&product, ctx).unwrap_or_default();
     let mut status = DataProductStatus {
         observed_generation: generation,
         publisher_node: Some(publisher_name.clone()),
@@ -665,6 +665,7 @@ async fn withdraw(product: Arc<DataProduct>, ctx: &Context) -> Result<()> {
         }
     }
     ctx.release_clock.forget(&uid);
+    ctx.status_writes.forget(&uid);
     Ok(())
 }
 
@@ -673,22 +674,70 @@ async fn write_status(
     desired: DataProductStatus,
     ctx: &Context,
 ) -> Result<()> {
-    let unchanged = product.status.as_ref().is_some_and(|current| {
-        let mut a = current.clone();
-        let mut b = desired.clone();
-        let same_conditions = conditions::equal_ignoring_time(&a.conditions, &b.conditions);
-        a.conditions.clear();
-        b.conditions.clear();
-        a.last_sync_time = None;
-        b.last_sync_time = None;
-        same_conditions && a == b
-    });
+    let unchanged =
+        known_status(product, ctx).is_some_and(|current| same_ignoring_time(&current, &desired));
     if unchanged {
         return Ok(());
     }
+    let uid = product.uid().unwrap_or_default();
+    let version = product.resource_version().unwrap_or_default();
     let api: Api<DataProduct> =
         Api::namespaced(ctx.client.clone(), &product.namespace().unwrap_or_default());
-    apply_status(&api, product, managers::CATALOG, &desired).await
+    apply_status(&api, product, managers::CATALOG, &desired).await?;
+    ctx.status_writes.record(&uid, &version, &desired);
+    Ok(())
+}
+
+/// The freshest status known for `product`: the one this process last wrote
+/// if `product` is the very object it was written onto (a stale re-read, such
+/// as the one the finalizer's watch event brings), else the object's own.
+fn known_status(product: &DataProduct, ctx: &Context) -> Option<DataProductStatus> {
+    let uid = product.uid().unwrap_or_default();
+    let version = product.resource_version().unwrap_or_default();
+    ctx.status_writes
+        .written_onto(&uid, &version)
+        .or_else(|| product.status.clone())
+}
+
+fn same_ignoring_time(a: &DataProductStatus, b: &DataProductStatus) -> bool {
+    let (mut a, mut b) = (a.clone(), b.clone());
+    let same_conditions = conditions::equal_ignoring_time(&a.conditions, &b.conditions);
+    a.conditions.clear();
+    b.conditions.clear();
+    a.last_sync_time = None;
+    b.last_sync_time = None;
+    same_conditions && a == b
+}
+
+/// The last status this process wrote for each product, with the resource
+/// version of the object it was written onto. A reconcile that runs on that
+/// same (now stale) object, such as the one the finalizer's own watch event
+/// triggers, would otherwise take it for a first sync and write again.
+#[derive(Default)]
+pub struct StatusWrites {
+    by_uid: std::sync::Mutex<std::collections::HashMap<String, (String, DataProductStatus)>>,
+}
+
+impl StatusWrites {
+    /// The status written onto resource version `based_on` of product `uid`.
+    fn written_onto(&self, uid: &str, based_on: &str) -> Option<DataProductStatus> {
+        let by_uid = self.by_uid.lock().expect("status writes lock");
+        by_uid
+            .get(uid)
+            .filter(|(version, _)| version == based_on)
+            .map(|(_, written)| written.clone())
+    }
+
+    fn record(&self, uid: &str, based_on: &str, written: &DataProductStatus) {
+        self.by_uid
+            .lock()
+            .expect("status writes lock")
+            .insert(uid.to_owned(), (based_on.to_owned(), written.clone()));
+    }
+
+    pub fn forget(&self, uid: &str) {
+        self.by_uid.lock().expect("status writes lock").remove(uid);
+    }
 }
 
 fn sorted(names: impl IntoIterator<Item = String>) -> Vec<String> {
