@@ -215,14 +215,36 @@ pub async fn run(
         .for_each(|_| async {});
 
     let link_store = links.store.clone();
+    let link_relevant = Arc::new(shared::ChangeFilter::default());
     let link_controller = Controller::for_shared_stream(links.triggers(), links.store.clone())
         .watches_shared_stream(links.triggers(), {
             let links = link_store.clone();
             move |link: Arc<InterCityLink>| link::pair_mates(&links, &link)
         })
-        .watches_shared_stream(nodes.triggers(), {
+        // A link reads its nodes' phase and recorded RTT only: the catalog view's
+        // status writes (catalogEntries at every sync) must not wake 5 links each.
+        .watches_shared_stream(nodes.applied(), {
             let links = link_store.clone();
-            move |node: Arc<DataFlowNode>| link::links_of_node(&links, &node.name_any())
+            let filter = link_relevant.clone();
+            move |node: Arc<DataFlowNode>| {
+                let status = node.status.as_ref();
+                let fingerprint = format!(
+                    "{:?}/{:?}",
+                    status.map(|s| s.phase),
+                    status.and_then(|s| s.rtt_millis)
+                );
+                filter.wake_if_changed(&node.name_any(), fingerprint, || {
+                    link::links_of_node(&links, &node.name_any())
+                })
+            }
+        })
+        .watches_shared_stream(nodes.deletions(), {
+            let links = link_store.clone();
+            let filter = link_relevant.clone();
+            move |node: Arc<DataFlowNode>| {
+                filter.forget(&node.name_any());
+                link::links_of_node(&links, &node.name_any())
+            }
         })
         .with_config(ControllerConfig::default().concurrency(64))
         .graceful_shutdown_on(stopped())
@@ -243,10 +265,31 @@ pub async fn run(
                 .collect::<Vec<_>>()
         }
     };
+    let federation_relevant = Arc::new(shared::ChangeFilter::default());
     let federation_controller = federations
-        .watches_shared_stream(nodes.triggers(), {
+        // What the report reads of a node: labels (selectors), province,
+        // location and whether it is Ready.
+        .watches_shared_stream(nodes.applied(), {
             let all = all_federations.clone();
-            move |_: Arc<DataFlowNode>| all()
+            let filter = federation_relevant.clone();
+            move |node: Arc<DataFlowNode>| {
+                let fingerprint = serde_json::to_string(&(
+                    node.labels(),
+                    &node.spec.province,
+                    &node.spec.location,
+                    node.status.as_ref().map(|s| s.phase),
+                ))
+                .unwrap_or_default();
+                filter.wake_if_changed(&node.name_any(), fingerprint, &all)
+            }
+        })
+        .watches_shared_stream(nodes.deletions(), {
+            let all = all_federations.clone();
+            let filter = federation_relevant.clone();
+            move |node: Arc<DataFlowNode>| {
+                filter.forget(&node.name_any());
+                all()
+            }
         })
         .watches_shared_stream(links.triggers(), move |_: Arc<InterCityLink>| {
             all_federations()
@@ -278,6 +321,7 @@ pub async fn run(
                 .collect::<Vec<_>>()
         }
     };
+    let catalog_relevant = Arc::new(shared::ChangeFilter::default());
     let product_controller = products
         .watches_shared_stream(entries.applied(), {
             let ctx = ctx.clone();
@@ -309,7 +353,7 @@ pub async fn run(
         })
         .watches_shared_stream(nodes.applied(), {
             let all = all_products.clone();
-            let catalog_relevant = shared::ChangeFilter::default();
+            let catalog_relevant = catalog_relevant.clone();
             move |node: Arc<DataFlowNode>| {
                 let fingerprint = serde_json::to_string(&(
                     node.labels(),
@@ -317,14 +361,11 @@ pub async fn run(
                     &node.spec.catalog,
                 ))
                 .unwrap_or_default();
-                if catalog_relevant.changed(&node.name_any(), fingerprint) {
-                    all()
-                } else {
-                    Vec::new()
-                }
+                catalog_relevant.wake_if_changed(&node.name_any(), fingerprint, &all)
             }
         })
-        .watches_shared_stream(nodes.deletions(), move |_: Arc<DataFlowNode>| {
+        .watches_shared_stream(nodes.deletions(), move |node: Arc<DataFlowNode>| {
+            catalog_relevant.forget(&node.name_any());
             all_products()
         })
         .with_config(ControllerConfig::default().concurrency(16))

@@ -120,4 +120,23 @@ impl ChangeFilter {
         let mut seen = self.seen.lock().expect("change filter lock");
         seen.insert(name.to_owned(), fingerprint.clone()).as_ref() != Some(&fingerprint)
     }
+
+    /// `wake()` if `name`'s fingerprint changed, else nothing to reconcile.
+    pub fn wake_if_changed<T>(
+        &self,
+        name: &str,
+        fingerprint: String,
+        wake: impl FnOnce() -> Vec<T>,
+    ) -> Vec<T> {
+        if self.changed(name, fingerprint) {
+            wake()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Forgets a deleted object, so one created again under its name is news.
+    pub fn forget(&self, name: &str) {
+        self.seen.lock().expect("change filter lock").remove(name);
+    }
 }
