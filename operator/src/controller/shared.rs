@@ -140,3 +140,37 @@ impl ChangeFilter {
         self.seen.lock().expect("change filter lock").remove(name);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ChangeFilter;
+
+    #[test]
+    fn only_a_changed_fingerprint_wakes_and_a_recreated_object_is_news() {
+        let filter = ChangeFilter::default();
+        let wake = || vec!["reconcile"];
+        assert_eq!(
+            filter.wake_if_changed("beijing", "Ready".into(), wake),
+            ["reconcile"]
+        );
+        assert!(
+            filter
+                .wake_if_changed("beijing", "Ready".into(), wake)
+                .is_empty()
+        );
+        assert_eq!(
+            filter.wake_if_changed("beijing", "Unreachable".into(), wake),
+            ["reconcile"]
+        );
+        assert_eq!(
+            filter.wake_if_changed("tianjin", "Unreachable".into(), wake),
+            ["reconcile"]
+        );
+        filter.forget("beijing");
+        assert_eq!(
+            filter.wake_if_changed("beijing", "Unreachable".into(), wake),
+            ["reconcile"],
+            "deleted and created again with the same fields"
+        );
+    }
+}
