@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use flowfed::api::{CatalogEntry, DataFlowNode, DataProduct, Federation};
-use flowfed_tests::{Gateway, Plane, repo_root, start_operator, tool, unique, wait_for};
+use flowfed_tests::{Gateway, Plane, repo_root, start_operator, unique, wait_for};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -50,28 +50,11 @@ async fn helm_installed_operator_runs_with_its_own_identity_and_prometheus_sees_
     let admin = plane.client().await.unwrap();
 
     // helm install: CRDs, RBAC, Deployment, dashboards.
-    run(Command::new(tool("helm").unwrap())
-        .arg("--kubeconfig")
-        .arg(&plane.kubeconfig)
-        .args([
-            "install",
-            "flowfed",
-            "charts/flowfed",
-            "--namespace",
-            NAMESPACE,
-            "--create-namespace",
-        ])
-        .args(["--set", "networkPolicy.enabled=true"])
-        .current_dir(repo_root()));
+    plane
+        .helm_install(NAMESPACE, &["--set", "networkPolicy.enabled=true"])
+        .unwrap();
     let crds = run(plane.kubectl_command().args(["get", "crd", "-o", "name"]));
     assert_eq!(crds.lines().filter(|l| l.contains("flowfed.io")).count(), 5);
-    run(plane.kubectl_command().args([
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]));
     let dashboards = run(plane.kubectl_command().args([
         "get",
         "configmap",

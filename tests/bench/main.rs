@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use flowfed::api::CatalogEntry;
-use flowfed_tests::{Gateway, Plane, repo_root, tool};
+use flowfed_tests::{Gateway, Plane, repo_root};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
@@ -313,32 +313,7 @@ fn print_table(results: &serde_json::Map<String, Value>) {
 /// Installs the chart (CRDs, RBAC) and returns a kubeconfig with the chart's
 /// ServiceAccount token, for the operator.
 async fn install_chart(plane: &Plane) -> anyhow::Result<PathBuf> {
-    let helm = std::process::Command::new(tool("helm")?)
-        .arg("--kubeconfig")
-        .arg(&plane.kubeconfig)
-        .args([
-            "install",
-            "flowfed",
-            "charts/flowfed",
-            "--namespace",
-            "flowfed-system",
-            "--create-namespace",
-        ])
-        .current_dir(repo_root())
-        .output()?;
-    anyhow::ensure!(
-        helm.status.success(),
-        "helm install: {}",
-        String::from_utf8_lossy(&helm.stderr)
-    );
-    let wait = plane.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ])?;
-    anyhow::ensure!(wait.status.success(), "CRDs not Established");
+    plane.helm_install("flowfed-system", &[])?;
     let path = plane.kubeconfig.with_file_name("operator.kubeconfig");
     std::fs::write(
         &path,
@@ -444,14 +419,7 @@ async fn raw_write_limit(client: &kube::Client) -> anyhow::Result<(f64, f64, Vec
     let mut l1_ms = 0.0;
     for concurrency in [1usize, 2, 4, 8, 16, 32, 64] {
         let (throughput, latencies) = sustained(concurrency, |i| {
-            let api = api.clone();
-            async move {
-                api.create(
-                    &PostParams::default(),
-                    &raw_entry(&format!("c{concurrency}-{i}")),
-                )
-                .await
-            }
+            create_raw(&api, format!("c{concurrency}-{i}"))
         })
         .await?;
         if concurrency == 1 {
@@ -478,16 +446,9 @@ async fn raw_bursts(
     let mut took = Vec::with_capacity(samples);
     for sample in 0..samples {
         let started = Instant::now();
-        futures::future::try_join_all((0..size).map(|i| {
-            let api = api.clone();
-            async move {
-                api.create(
-                    &PostParams::default(),
-                    &raw_entry(&format!("burst{size}-{sample}-{i}")),
-                )
-                .await
-            }
-        }))
+        futures::future::try_join_all(
+            (0..size).map(|i| create_raw(&api, format!("burst{size}-{sample}-{i}"))),
+        )
         .await?;
         took.push(started.elapsed().as_secs_f64() * 1000.0);
     }
@@ -546,6 +507,15 @@ async fn raw_apply_limit(client: &kube::Client, concurrency: usize) -> anyhow::R
     })
     .await?;
     Ok(throughput)
+}
+
+/// Creates the small entry `name`, as the raw load generator does.
+fn create_raw(
+    api: &Api<CatalogEntry>,
+    name: String,
+) -> impl std::future::Future<Output = Result<CatalogEntry, kube::Error>> + use<> {
+    let api = api.clone();
+    async move { api.create(&PostParams::default(), &raw_entry(&name)).await }
 }
 
 fn raw_entry(name: &str) -> CatalogEntry {
@@ -659,14 +629,7 @@ fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
 /// CPU seconds used so far by the plane's etcd and API server, the operator
 /// and this process: where the machine's cores go during a phase.
 fn cpu_by_process(plane: &Plane, operator: Option<&Operator>) -> BTreeMap<&'static str, f64> {
-    let planes = std::env::var_os("FLOWFED_PLANES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".flowfed"));
-    let component = |name: &str| {
-        let pid =
-            std::fs::read_to_string(planes.join(&plane.name).join(format!("{name}.pid"))).ok()?;
-        process_cpu_seconds(pid.trim().parse().ok()?).ok()
-    };
+    let component = |name| process_cpu_seconds(plane.component_pid(name)?).ok();
     let mut cpu = BTreeMap::new();
     for (label, seconds) in [
         ("kube-apiserver", component("kube-apiserver")),

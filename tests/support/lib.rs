@@ -137,6 +137,43 @@ impl Plane {
         self.plane_command(&["start", component])
     }
 
+    /// The process id of a running component, from the pid file `plane.sh`
+    /// keeps next to the kubeconfig.
+    pub fn component_pid(&self, component: &str) -> Option<u32> {
+        let file = self.kubeconfig.with_file_name(format!("{component}.pid"));
+        std::fs::read_to_string(file).ok()?.trim().parse().ok()
+    }
+
+    /// `helm install flowfed charts/flowfed` into `namespace` (with `extra`
+    /// arguments), then waits until every CRD is Established.
+    pub fn helm_install(&self, namespace: &str, extra: &[&str]) -> anyhow::Result<()> {
+        let helm = Command::new(tool("helm")?)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["install", "flowfed", "charts/flowfed"])
+            .args(["--namespace", namespace, "--create-namespace"])
+            .args(extra)
+            .current_dir(repo_root())
+            .output()?;
+        if !helm.status.success() {
+            bail!("helm install: {}", String::from_utf8_lossy(&helm.stderr));
+        }
+        let wait = self.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ])?;
+        if !wait.status.success() {
+            bail!(
+                "CRDs not Established: {}",
+                String::from_utf8_lossy(&wait.stderr)
+            );
+        }
+        Ok(())
+    }
+
     fn plane_command(&self, args: &[&str]) -> anyhow::Result<()> {
         let status = Command::new(plane_script())
             .arg(args[0])

@@ -125,6 +125,12 @@ impl Context {
     }
 }
 
+/// The product an entry lists.
+fn product_of(entry: &CatalogEntry) -> kube::runtime::reflector::ObjectRef<DataProduct> {
+    let product = &entry.spec.product;
+    kube::runtime::reflector::ObjectRef::new(&product.name).within(&product.namespace)
+}
+
 /// Runs every controller until `shutdown` turns true. `ready` turns true once
 /// the caches have synced (for `/readyz`).
 pub async fn run(
@@ -331,11 +337,7 @@ pub async fn run(
                 if ctx.written.take_echo(&ns, &name, &entry.spec.content_hash) {
                     return None;
                 }
-                let product = &entry.spec.product;
-                Some(
-                    kube::runtime::reflector::ObjectRef::new(&product.name)
-                        .within(&product.namespace),
-                )
+                Some(product_of(&entry))
             }
         })
         .watches_shared_stream(entries.deletions(), {
@@ -344,11 +346,7 @@ pub async fn run(
                 // Forget it before the product is reconciled, so it is written again.
                 ctx.written
                     .forget(&entry.namespace().unwrap_or_default(), &entry.name_any());
-                let product = &entry.spec.product;
-                Some(
-                    kube::runtime::reflector::ObjectRef::new(&product.name)
-                        .within(&product.namespace),
-                )
+                Some(product_of(&entry))
             }
         })
         .watches_shared_stream(nodes.applied(), {

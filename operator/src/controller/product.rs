@@ -197,6 +197,7 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
     let namespace = product.namespace().unwrap_or_default();
     let nodes = ctx.nodes.state();
     let generation = product.metadata.generation;
+    let known = known_status(&product, ctx);
     let release_started = ctx.release_clock.started(
         &uid,
         generation,
@@ -212,7 +213,7 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
                 observed_generation: generation,
                 ..Default::default()
             };
-            status.conditions = known_status(&product, ctx).unwrap_or_default().conditions;
+            status.conditions = known.clone().unwrap_or_default().conditions;
             conditions::set(
                 &mut status.conditions,
                 types::PUBLISHED,
@@ -231,7 +232,7 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
                 generation,
                 now,
             );
-            write_status(&product, status, ctx).await?;
+            write_status(&product, known.as_ref(), status, ctx).await?;
             return Ok(Action::requeue(jittered(ctx.settings.resync)));
         }
     };
@@ -240,7 +241,7 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
     let facts = match product_facts(&product) {
         Ok(facts) => facts,
         Err(message) => {
-            let mut status = known_status(&product, ctx).unwrap_or_default();
+            let mut status = known.clone().unwrap_or_default();
             status.observed_generation = generation;
             conditions::set(
                 &mut status.conditions,
@@ -251,7 +252,7 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
                 generation,
                 now,
             );
-            write_status(&product, status, ctx).await?;
+            write_status(&product, known.as_ref(), status, ctx).await?;
             return Ok(Action::await_change());
         }
     };
@@ -309,7 +310,7 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
     wrote |= delete_stale_member_entries(ctx, &nodes, &name, &member_keep).await;
 
     // Report.
-    let previous = known_status(&product, ctx).unwrap_or_default();
+    let previous = known.clone().unwrap_or_default();
     let mut status = DataProductStatus {
         observed_generation: generation,
         publisher_node: Some(publisher_name.clone()),
@@ -387,7 +388,7 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
         )
         .await;
     }
-    write_status(&product, status, ctx).await?;
+    write_status(&product, known.as_ref(), status, ctx).await?;
 
     let next_expiry = policy::next_change(&facts, now)
         .map(|until| Duration::from_nanos(until.duration_since(now).as_nanos().max(1) as u64));
@@ -669,13 +670,15 @@ async fn withdraw(product: Arc<DataProduct>, ctx: &Context) -> Result<()> {
     Ok(())
 }
 
+/// Writes `desired` unless it says what `known` (the freshest status known,
+/// see [`known_status`]) already says.
 async fn write_status(
     product: &DataProduct,
+    known: Option<&DataProductStatus>,
     desired: DataProductStatus,
     ctx: &Context,
 ) -> Result<()> {
-    let unchanged =
-        known_status(product, ctx).is_some_and(|current| same_ignoring_time(&current, &desired));
+    let unchanged = known.is_some_and(|current| same_ignoring_time(current, &desired));
     if unchanged {
         return Ok(());
     }
