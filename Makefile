@@ -2,26 +2,33 @@
 # binaries are built from Go modules on first use and cached per version.
 SHELL := /bin/bash
 NAME ?= hub
+NODE ?= 0
 PLANE := tests/controlplane/plane.sh
 CARGO ?= cargo
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := member_kubeconfig product_policy
 
-.PHONY: help controlplane up down demo crds lint test bench fuzz
+.PHONY: help deps controlplane up down image demo crds lint test bench fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-controlplane: ## build (or find cached) kube-apiserver, kube-controller-manager, kubectl, etcd, helm
-	@tests/controlplane/build.sh
+deps: ## install what this machine lacks (Debian packages, the musl target, rustfmt, clippy)
+	@scripts/host-deps.sh test
 
-up: ## start control plane NAME (default hub); kubeconfig in .flowfed/NAME/kubeconfig
-	@$(PLANE) up $(NAME)
+controlplane: deps ## build (or find cached) the control plane, the node's binaries, etcd, helm, containerd
+	@tests/controlplane/build.sh >/dev/null
+
+up: controlplane ## start control plane NAME (default hub), NODE=1 with a node that runs Pods
+	@FLOWFED_NODE=$(NODE) $(PLANE) up $(NAME)
 
 down: ## stop control plane NAME (default hub) and remove its state
 	@$(PLANE) down $(NAME)
 
-demo: ## run the national example network locally: plane, gateways, operator (Ctrl-C stops)
+image: ## build the operator image without a daemon: target/image/flowfed.oci.tar, digest last
+	@scripts/image.sh
+
+demo: controlplane ## the national network on a local node: image, Helm, gateway Pods (Ctrl-C stops)
 	@scripts/demo.sh
 
 crds: ## regenerate crds/ from the Rust types, and the chart's copy

@@ -1,64 +1,96 @@
 #!/usr/bin/env bash
-# The national network on one machine: a local control plane, flowfed installed
-# with Helm, the national example with a stand-in gateway per node, the example
-# products, and the operator running with the chart's ServiceAccount identity.
-# The local plane has no kubelet, so the operator runs here as a local process
-# rather than as the chart's Deployment. Ctrl-C stops everything it started,
-# the plane included.
+# The national network on one machine, installed the way a user installs it:
+# a local control plane with a real node (kubelet + containerd), flowfed's image
+# built by `make image` and loaded into the node, `helm install` into a
+# namespace that enforces the restricted Pod Security level, stand-in city
+# gateways as a Pod behind a Service, the national example and its products.
+# Ctrl-C (or SIGTERM) stops everything it started: `plane.sh down` removes the
+# node's Pods, mounts, interfaces and iptables rules with the plane.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-port="${DEMO_PORT:-8080}"
-kubeconfig="$(tests/controlplane/plane.sh up hub)"
+scripts/host-deps.sh node image
+plane=tests/controlplane/plane.sh
 eval "$(tests/controlplane/build.sh --print)"
-export KUBECONFIG="$kubeconfig"
-k() { "$KUBECTL" "$@"; }
 
-pids=()
+sleeper=""
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  tests/controlplane/plane.sh down hub
+  trap - EXIT INT TERM
+  [[ -n "$sleeper" ]] && kill "$sleeper" 2>/dev/null
+  echo "stopping the plane and its node..."
+  # plane.sh down bounds each wait and kills what does not stop.
+  timeout 120 "$plane" down hub || echo "plane.sh down did not finish; run it again: $plane down hub"
   echo "demo stopped; plane removed"
 }
 trap cleanup EXIT
 # Turn Ctrl-C and SIGTERM into a normal exit, so the EXIT trap always runs.
 trap 'exit 130' INT TERM
 
-echo "== building flowfed"
-cargo build -q -p flowfed -p flowfed-tests --bin flowfed --bin flowfed-gateways
+echo "== a control plane with a node (first time: builds the node's binaries)"
+kubeconfig="$(FLOWFED_NODE=1 "$plane" up hub)"
+export KUBECONFIG="$kubeconfig"
+k() { "$KUBECTL" "$@"; }
 
-echo "== helm install flowfed (CRDs, RBAC, dashboards)"
-"$HELM" upgrade --install flowfed charts/flowfed --namespace flowfed-system --create-namespace >/dev/null
-k wait --for condition=Established -f crds/ --timeout=60s >/dev/null
+echo "== make image: flowfed's image and the stand-in gateways' image, loaded into the node"
+scripts/image.sh | tail -n 2
+scripts/image.sh flowfed-gateways flowfed/gateways:dev target/image/gateways.oci.tar | tail -n 1 >/dev/null
+"$plane" import hub target/image/flowfed.oci.tar
+"$plane" import hub target/image/gateways.oci.tar
 
-# The operator's identity: the chart's ServiceAccount, through a TokenRequest token.
-operator_kubeconfig="$(dirname "$kubeconfig")/operator.kubeconfig"
-server="$(k config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')"
-ca="$(k config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')"
-token="$(k create token flowfed -n flowfed-system --duration=24h)"
-cat >"$operator_kubeconfig" <<KC
+echo "== helm install flowfed (restricted namespace)"
+k create namespace flowfed-system >/dev/null
+k label namespace flowfed-system pod-security.kubernetes.io/enforce=restricted >/dev/null
+"$HELM" install flowfed charts/flowfed --namespace flowfed-system --wait --timeout 3m >/dev/null
+k get pods -n flowfed-system -o wide
+
+echo "== stand-in gateways: one Pod answering /<node>/healthz, behind a Service"
+k apply -f - >/dev/null <<'YAML'
 apiVersion: v1
-kind: Config
-clusters: [{name: hub, cluster: {server: "$server", certificate-authority-data: "$ca"}}]
-users: [{name: flowfed, user: {token: "$token"}}]
-contexts: [{name: hub, context: {cluster: hub, user: flowfed}}]
-current-context: hub
-KC
-chmod 600 "$operator_kubeconfig"
+kind: Namespace
+metadata:
+  name: flowfed-gateways
+  labels: {pod-security.kubernetes.io/enforce: restricted}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: gateways, namespace: flowfed-gateways}
+spec:
+  selector: {matchLabels: {app: gateways}}
+  template:
+    metadata: {labels: {app: gateways}}
+    spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: gateways
+        image: flowfed/gateways:dev
+        imagePullPolicy: Never
+        args: ["0.0.0.0:18080"]
+        ports: [{containerPort: 18080}]
+        readinessProbe: {httpGet: {path: /healthz, port: 18080}, periodSeconds: 2}
+        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: gateways, namespace: flowfed-gateways}
+spec:
+  selector: {app: gateways}
+  ports: [{port: 18080, targetPort: 18080}]
+YAML
+k rollout status deployment/gateways -n flowfed-gateways --timeout=120s >/dev/null
+gateways="$(k get service gateways -n flowfed-gateways -o jsonpath='{.spec.clusterIP}')"
 
-echo "== the national network and its products"
+echo "== the national network and its products (each node's gateway: the Service, /<node>/healthz)"
 k apply -f examples/national/ >/dev/null
+for node in $(k get dfn -o jsonpath='{.items[*].metadata.name}'); do
+  k patch dfn "$node" --type merge \
+    -p "{\"spec\":{\"endpoint\":{\"url\":\"http://$gateways:18080/$node/healthz\"}}}" >/dev/null
+done
 k apply -f examples/products/ >/dev/null
-target/debug/flowfed-gateways --manifests examples/national/nodes.yaml >/dev/null &
-pids+=($!)
-KUBECONFIG="$operator_kubeconfig" RUST_LOG="${RUST_LOG:-warn,flowfed=info}" \
-  target/debug/flowfed run --http-addr "127.0.0.1:$port" --leader-election --lease-namespace flowfed-system &
-pids+=($!)
 
 k wait --for=jsonpath='{.status.interconnected}'=true fed/national --timeout=180s >/dev/null
 k wait --for=condition=Synced dp/port-logistics-index -n dfn-shanghai-lingang --timeout=120s >/dev/null
 sleep 2
+operator_ip="$(k get pods -n flowfed-system -l app.kubernetes.io/name=flowfed -o jsonpath='{.items[0].status.podIP}')"
 
 cat <<MSG
 
@@ -76,9 +108,11 @@ k get dp -n dfn-chengdu patient-registry -o jsonpath='{range .status.blocked[*]}
 echo; echo "\$ kubectl get ce -n dfn-hong-kong   (Hong Kong's view of the national catalog)"; k get ce -n dfn-hong-kong
 cat <<MSG
 
-Metrics:  curl -s http://127.0.0.1:$port/metrics | grep ^flowfed_
+Metrics:  curl -s http://$operator_ip:8080/metrics | grep ^flowfed_     (the operator Pod)
 kubectl:  export KUBECONFIG=$kubeconfig
           $KUBECTL get flowfed
-Ctrl-C stops the operator, the gateways and the plane.
+          $KUBECTL logs -n flowfed-system deployment/flowfed
+Ctrl-C stops the operator, the gateways and the plane with its node.
 MSG
-wait "${pids[@]}"
+# Wait for Ctrl-C or SIGTERM (the traps above end the script).
+while true; do sleep 3600 & sleeper=$!; wait "$sleeper"; done

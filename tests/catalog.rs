@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use flowfed::api::{CatalogEntry, DataFlowNode, DataProduct};
-use flowfed_tests::{Plane, install_crds, start_operator, unique, wait_for};
+use flowfed_tests::{OPERATOR_NAMESPACE, Plane, install_crds, start_operator, unique, wait_for};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -16,7 +16,7 @@ use serde_json::json;
 const CONVERGE: Duration = Duration::from_secs(30);
 
 struct Catalog {
-    _plane: Plane,
+    plane: Plane,
     client: kube::Client,
     id: String,
 }
@@ -26,8 +26,9 @@ impl Catalog {
         let plane = Plane::start(&unique("cat")).expect("control plane");
         let client = plane.client().await.expect("client");
         install_crds(&client).await.expect("CRDs");
+        plane.operator_kubeconfig().expect("the chart's identity");
         Catalog {
-            _plane: plane,
+            plane,
             client,
             id: unique("c"),
         }
@@ -142,7 +143,7 @@ fn synced(p: &DataProduct) -> bool {
 #[tokio::test]
 async fn products_are_listed_where_the_rules_allow_and_kept_there() {
     let cat = Catalog::new().await;
-    let operator = start_operator(cat.client.clone()).await.unwrap();
+    let operator = start_operator(&cat.plane).await.unwrap();
     cat.add_node("shanghai", "CN-SH", "CN", json!({})).await;
     cat.add_node("beijing", "CN-BJ", "CN", json!({})).await;
     cat.add_node("hongkong", "CN-HK", "HK", json!({})).await;
@@ -301,7 +302,7 @@ async fn products_are_listed_where_the_rules_allow_and_kept_there() {
 
     // A restart of the operator neither duplicates nor loses entries.
     operator.stop().await.unwrap();
-    let operator = start_operator(cat.client.clone()).await.unwrap();
+    let operator = start_operator(&cat.plane).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     cat.wait_listed(&contract, &["shanghai", "beijing", "hongkong", "macao"])
         .await;
@@ -408,7 +409,7 @@ async fn products_are_listed_where_the_rules_allow_and_kept_there() {
 #[tokio::test]
 async fn an_expiring_mechanism_withdraws_entries_abroad_at_that_moment() {
     let cat = Catalog::new().await;
-    let operator = start_operator(cat.client.clone()).await.unwrap();
+    let operator = start_operator(&cat.plane).await.unwrap();
     cat.add_node("shenzhen", "CN-GD", "CN", json!({})).await;
     cat.add_node("guangzhou", "CN-GD", "CN", json!({})).await;
     cat.add_node("hongkong", "CN-HK", "HK", json!({})).await;
@@ -450,7 +451,7 @@ async fn an_expiring_mechanism_withdraws_entries_abroad_at_that_moment() {
 async fn member_clusters_hold_their_own_view_and_bad_kubeconfigs_are_refused() {
     let cat = Catalog::new().await;
     let member = Plane::start(&unique("member")).unwrap();
-    let secrets: Api<Secret> = Api::namespaced(cat.client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(cat.client.clone(), OPERATOR_NAMESPACE);
     let secret = |name: &str, kubeconfig: String| -> Secret {
         serde_json::from_value(
             json!({"metadata": {"name": name}, "stringData": {"kubeconfig": kubeconfig}}),
@@ -485,17 +486,17 @@ async fn member_clusters_hold_their_own_view_and_bad_kubeconfigs_are_refused() {
         .await
         .unwrap();
 
-    let operator = start_operator(cat.client.clone()).await.unwrap();
+    let operator = start_operator(&cat.plane).await.unwrap();
     cat.add_node("shanghai", "CN-SH", "CN", json!({})).await;
     let hk = cat
         .add_node("hongkong", "CN-HK", "HK", json!({
-            "kubeconfigSecretRef": {"namespace": "default", "name": "hk-kubeconfig", "key": "kubeconfig"},
+            "kubeconfigSecretRef": {"namespace": OPERATOR_NAMESPACE, "name": "hk-kubeconfig", "key": "kubeconfig"},
             "memberNamespace": "hk-catalog"
         }))
         .await;
     let mo = cat
         .add_node("macao", "CN-MO", "MO", json!({
-            "kubeconfigSecretRef": {"namespace": "default", "name": "mo-kubeconfig", "key": "kubeconfig"}
+            "kubeconfigSecretRef": {"namespace": OPERATOR_NAMESPACE, "name": "mo-kubeconfig", "key": "kubeconfig"}
         }))
         .await;
     let product = cat
@@ -625,7 +626,7 @@ async fn member_clusters_hold_their_own_view_and_bad_kubeconfigs_are_refused() {
 #[tokio::test]
 async fn a_product_outside_any_home_namespace_is_published_nowhere() {
     let cat = Catalog::new().await;
-    let operator = start_operator(cat.client.clone()).await.unwrap();
+    let operator = start_operator(&cat.plane).await.unwrap();
     cat.add_node("shanghai", "CN-SH", "CN", json!({})).await;
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "tenant-x"}})).unwrap();
     Api::<Namespace>::all(cat.client.clone())
@@ -671,7 +672,7 @@ async fn a_product_outside_any_home_namespace_is_published_nowhere() {
 #[tokio::test]
 async fn entries_flowfed_did_not_make_are_left_alone_and_its_own_are_kept_labelled() {
     let cat = Catalog::new().await;
-    let operator = start_operator(cat.client.clone()).await.unwrap();
+    let operator = start_operator(&cat.plane).await.unwrap();
     cat.add_node("shanghai", "CN-SH", "CN", json!({})).await;
     cat.add_node("beijing", "CN-BJ", "CN", json!({})).await;
     let product = cat

@@ -1,14 +1,17 @@
 //! The test control plane is a real cluster: versioned, RBAC-enforcing, with
-//! garbage collection and namespace deletion from kube-controller-manager, and
-//! able to lose and regain its API server without losing data.
+//! garbage collection and namespace deletion from kube-controller-manager,
+//! able to lose and regain its API server without losing data, and, with a
+//! node, running Pods that reach it through the `kubernetes` Service.
 
+use std::process::Command;
 use std::time::Duration;
 
-use flowfed_tests::{Plane, unique};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use flowfed_tests::{Plane, kubectl_image, unique, wait_for};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
+use serde_json::json;
 
 fn namespace(name: &str) -> Namespace {
     Namespace {
@@ -146,5 +149,119 @@ async fn member_planes_are_independent_of_the_hub() -> anyhow::Result<()> {
         .create(&PostParams::default(), &namespace(&ns))
         .await?;
     assert!(Api::<Namespace>::all(hub).get_opt(&ns).await?.is_none());
+    Ok(())
+}
+
+/// Host state a node plane could leave behind: processes and mounts under its
+/// state directory, its bridge, veth pairs, kube-proxy's and CNI's iptables
+/// chains, and its cgroups.
+fn node_leftovers(state: &str, cgroup: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(state) {
+                left.push(format!("process {}: {cmdline}", entry.file_name().to_string_lossy()));
+            }
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    left.extend(mounts.lines().filter(|m| m.contains(state)).map(|m| format!("mount {m}")));
+    let links = Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
+    for line in String::from_utf8_lossy(&links.stdout).lines() {
+        if line.contains("flowfed0") || line.contains("veth") {
+            left.push(format!("interface {line}"));
+        }
+    }
+    for table in ["nat", "filter"] {
+        let rules = Command::new("iptables").args(["-t", table, "-S"]).output().unwrap();
+        for rule in String::from_utf8_lossy(&rules.stdout).lines() {
+            if rule.contains("KUBE-") || rule.contains("CNI-") {
+                left.push(format!("iptables {table}: {rule}"));
+            }
+        }
+    }
+    for controller in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        if controller.path().join(cgroup).exists() {
+            left.push(format!("cgroup {}", controller.path().join(cgroup).display()));
+        }
+    }
+    left
+}
+
+#[tokio::test]
+async fn a_node_runs_restricted_pods_that_reach_the_api_server_and_leaves_nothing_behind()
+-> anyhow::Result<()> {
+    let plane = Plane::start_with_node(&unique("kubelet"))?;
+    let state = std::fs::read_to_string(plane.kubeconfig.with_file_name("state"))?
+        .trim()
+        .to_owned();
+    let cgroup = format!("flowfed-{}", plane.name);
+    let run = |args: &[&str]| -> anyhow::Result<String> {
+        let out = plane.kubectl(args)?;
+        anyhow::ensure!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?)
+    };
+
+    let nodes = run(&["get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status}{'\\n'}{end}"])?;
+    assert_eq!(nodes.trim(), format!("{}-node=True", plane.name));
+
+    // A plain Pod under the restricted level: kubectl with in-cluster
+    // configuration, through the `kubernetes` Service.
+    let image = kubectl_image()?;
+    plane.import_image(&image.archive)?;
+    run(&["create", "namespace", "restricted"])?;
+    run(&["label", "namespace", "restricted", "pod-security.kubernetes.io/enforce=restricted"])?;
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "reach-api", "namespace": "restricted"},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "kubectl", "image": image.name, "imagePullPolicy": "Never",
+                "args": ["get", "--raw", "/version"],
+                "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                                    "capabilities": {"drop": ["ALL"]}}
+            }]
+        }
+    });
+    let pods: Api<Pod> = Api::namespaced(plane.client().await?, "restricted");
+    pods.create(&PostParams::default(), &serde_json::from_value(pod.clone())?)
+        .await?;
+    let done = wait_for(&pods, "reach-api", Duration::from_secs(120), |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|phase| phase == "Succeeded" || phase == "Failed")
+    })
+    .await?;
+    let logs = run(&["logs", "-n", "restricted", "reach-api"])?;
+    assert_eq!(
+        done.status.and_then(|s| s.phase).as_deref(),
+        Some("Succeeded"),
+        "logs: {logs}"
+    );
+    assert!(logs.contains("\"gitVersion\": \"v1.36."), "logs: {logs}");
+    let env = run(&["get", "pod", "reach-api", "-n", "restricted", "-o", "jsonpath={.status.podIP}"])?;
+    assert!(env.starts_with("10.244.0."), "a Pod address on the node's bridge: {env}");
+
+    // The level is enforced: a privileged Pod is refused by the API server.
+    let mut privileged = pod;
+    privileged["metadata"]["name"] = json!("privileged");
+    privileged["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+    let refused = pods
+        .create(&PostParams::default(), &serde_json::from_value(privileged)?)
+        .await
+        .expect_err("a privileged Pod is refused");
+    assert!(refused.to_string().contains("restricted"), "{refused}");
+
+    assert!(!node_leftovers(&state, &cgroup).is_empty(), "the node made host state");
+    plane.stop();
+    let left = node_leftovers(&state, &cgroup);
+    assert!(left.is_empty(), "left behind after plane.sh down:\n{}", left.join("\n"));
     Ok(())
 }

@@ -14,7 +14,6 @@ use flowfed::api::{CatalogEntry, DataFlowNode, DataProduct, Federation};
 use flowfed_tests::{Gateway, Plane, repo_root, start_operator, unique, wait_for};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 
 const NAMESPACE: &str = "flowfed-system";
@@ -30,18 +29,6 @@ fn run(command: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// A client that authenticates with the chart's ServiceAccount token.
-async fn service_account_client(plane: &Plane) -> kube::Client {
-    let yaml = plane
-        .service_account_kubeconfig(NAMESPACE, "flowfed")
-        .unwrap();
-    let kubeconfig = Kubeconfig::from_yaml(&yaml).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
 }
 
 #[tokio::test]
@@ -113,7 +100,7 @@ async fn helm_installed_operator_runs_with_its_own_identity_and_prometheus_sees_
         .unwrap();
 
     // The operator, as the chart's ServiceAccount.
-    let operator = start_operator(service_account_client(&plane).await)
+    let operator = start_operator(&plane)
         .await
         .unwrap();
     let mut gateways = Vec::new();

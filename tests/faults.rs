@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flowfed::api::{CatalogEntry, DataFlowNode, DataProduct};
-use flowfed_tests::{OperatorProcess, Plane, install_crds, unique, wait_for};
+use flowfed_tests::{OPERATOR_NAMESPACE, OperatorProcess, Plane, install_crds, unique, wait_for};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -20,6 +20,7 @@ async fn setup(label: &str) -> (Plane, kube::Client) {
     let plane = Plane::start(&unique(label)).unwrap();
     let client = plane.client().await.unwrap();
     install_crds(&client).await.unwrap();
+    plane.operator_kubeconfig().unwrap();
     for node in NODES {
         let manifest: DataFlowNode = serde_json::from_value(json!({
             "apiVersion": "flowfed.io/v1alpha1", "kind": "DataFlowNode", "metadata": {"name": node},
@@ -108,7 +109,7 @@ async fn killing_the_operator_mid_sync_loses_and_duplicates_nothing() {
     // Kill it three times at different points of the sync, then let it finish.
     let mut seen_entries = Vec::new();
     for (round, run_for) in [700u64, 1900, 3100].iter().enumerate() {
-        let mut operator = OperatorProcess::start(&plane.kubeconfig, &[]).unwrap();
+        let mut operator = OperatorProcess::start(&plane.operator_kubeconfig().unwrap(), &[]).unwrap();
         tokio::time::sleep(Duration::from_millis(*run_for)).await;
         operator.child.kill().unwrap();
         operator.child.wait().unwrap();
@@ -121,7 +122,7 @@ async fn killing_the_operator_mid_sync_loses_and_duplicates_nothing() {
         println!("round {round}: killed after {run_for} ms with {count} entries written");
         seen_entries.push(count);
     }
-    let _operator = OperatorProcess::start(&plane.kubeconfig, &[]).unwrap();
+    let _operator = OperatorProcess::start(&plane.operator_kubeconfig().unwrap(), &[]).unwrap();
     let expected: BTreeMap<String, usize> = (0..products)
         .map(|i| (format!("p{i}"), NODES.len()))
         .collect();
@@ -140,7 +141,7 @@ async fn deletions_while_the_operator_is_down_are_cleaned_up_when_it_returns() {
     for i in 0..20 {
         publish(&client, NODES[i % NODES.len()], &format!("p{i}")).await;
     }
-    let mut operator = OperatorProcess::start(&plane.kubeconfig, &[]).unwrap();
+    let mut operator = OperatorProcess::start(&plane.operator_kubeconfig().unwrap(), &[]).unwrap();
     let all: BTreeMap<String, usize> = (0..20).map(|i| (format!("p{i}"), NODES.len())).collect();
     converge(&client, &all, Duration::from_secs(60)).await;
     operator.child.kill().unwrap();
@@ -159,7 +160,7 @@ async fn deletions_while_the_operator_is_down_are_cleaned_up_when_it_returns() {
         .await
         .unwrap();
 
-    let _operator = OperatorProcess::start(&plane.kubeconfig, &[]).unwrap();
+    let _operator = OperatorProcess::start(&plane.operator_kubeconfig().unwrap(), &[]).unwrap();
     // p0, p1 gone everywhere; chengdu's view gone; chengdu's products (p3, p7, ...)
     // listed nowhere; the rest at the three remaining nodes.
     let expected: BTreeMap<String, usize> = (2..20)
@@ -181,7 +182,7 @@ async fn deletions_while_the_operator_is_down_are_cleaned_up_when_it_returns() {
 #[tokio::test]
 async fn the_operator_rides_out_a_hub_api_server_restart() {
     let (plane, client) = setup("restart").await;
-    let _operator = OperatorProcess::start(&plane.kubeconfig, &[]).unwrap();
+    let _operator = OperatorProcess::start(&plane.operator_kubeconfig().unwrap(), &[]).unwrap();
     publish(&client, "beijing", "before").await;
     let mut expected = BTreeMap::from([("before".to_string(), NODES.len())]);
     converge(&client, &expected, Duration::from_secs(60)).await;
@@ -232,7 +233,7 @@ async fn add_member_node(client: &kube::Client, node: &str, kubeconfig: String) 
         "stringData": {"kubeconfig": kubeconfig}
     }))
     .unwrap();
-    Api::<Secret>::namespaced(client.clone(), "default")
+    Api::<Secret>::namespaced(client.clone(), OPERATOR_NAMESPACE)
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
@@ -241,7 +242,7 @@ async fn add_member_node(client: &kube::Client, node: &str, kubeconfig: String) 
         "spec": {"city": node, "province": "CN-JS", "endpoint": {"url": "http://127.0.0.1:9/"},
                  "probe": {"intervalSeconds": 3600, "timeoutSeconds": 1},
                  "catalog": {
-                     "kubeconfigSecretRef": {"namespace": "default", "name": format!("{node}-kubeconfig"), "key": "kubeconfig"},
+                     "kubeconfigSecretRef": {"namespace": OPERATOR_NAMESPACE, "name": format!("{node}-kubeconfig"), "key": "kubeconfig"},
                      "memberNamespace": "catalog"
                  }}
     }))
@@ -291,7 +292,7 @@ async fn a_member_answering_only_errors_is_backed_off_and_the_others_keep_syncin
     for i in 0..products {
         publish(&client, NODES[i % NODES.len()], &format!("p{i}")).await;
     }
-    let operator = OperatorProcess::start(&plane.kubeconfig, &[]).unwrap();
+    let operator = OperatorProcess::start(&plane.operator_kubeconfig().unwrap(), &[]).unwrap();
 
     // Every other node, hub namespaces and the healthy member alike, gets everything.
     let expected: BTreeMap<String, usize> = (0..products)

@@ -9,8 +9,7 @@ use flowfed::api::{DataFlowNode, NodePhase};
 use flowfed::runtime::LEASE_SECONDS;
 use flowfed_tests::{Gateway, OperatorProcess, Plane, install_crds, unique, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use serde_json::json;
 
 const LEASE: &str = "flowfed-leader";
@@ -38,17 +37,12 @@ async fn one_leader_writes_a_killed_leader_is_replaced_and_a_stopped_one_hands_o
     let plane = Plane::start(&unique("ha")).unwrap();
     let client = plane.client().await.unwrap();
     install_crds(&client).await.unwrap();
-    let ns: Namespace =
-        serde_json::from_value(json!({"metadata": {"name": "flowfed-system"}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    let operator_kubeconfig = plane.operator_kubeconfig().unwrap();
     let leases: Api<Lease> = Api::namespaced(client.clone(), "flowfed-system");
 
     let spawn = |name: &str| {
         OperatorProcess::start(
-            &plane.kubeconfig,
+            &operator_kubeconfig,
             &[
                 "--leader-election",
                 "--lease-namespace",

@@ -114,7 +114,7 @@ fn status(f: &Federation) -> flowfed::api::FederationStatus {
 #[tokio::test]
 async fn a_ring_goes_interconnected_partitions_when_a_gateway_dies_and_recovers() {
     let net = Network::new().await;
-    let operator = start_operator(net.client.clone()).await.unwrap();
+    let operator = start_operator(&net.plane).await.unwrap();
     let id = &net.label;
 
     // Five gateways on 127.0.0.x and one on [::1].
@@ -277,7 +277,7 @@ async fn a_ring_goes_interconnected_partitions_when_a_gateway_dies_and_recovers(
 #[tokio::test]
 async fn an_idle_network_causes_no_status_writes() {
     let net = Network::new().await;
-    let operator = start_operator(net.client.clone()).await.unwrap();
+    let operator = start_operator(&net.plane).await.unwrap();
     let id = &net.label;
     let a = Gateway::start("127.0.0.21").await.unwrap();
     let b = Gateway::start("127.0.0.22").await.unwrap();
@@ -352,7 +352,7 @@ async fn an_idle_network_causes_no_status_writes() {
 #[tokio::test]
 async fn probe_failures_have_distinct_reasons() {
     let net = Network::new().await;
-    let operator = start_operator(net.client.clone()).await.unwrap();
+    let operator = start_operator(&net.plane).await.unwrap();
     let id = &net.label;
     let erroring = Gateway::start("127.0.0.31").await.unwrap();
     erroring.answer_with(503);
@@ -408,7 +408,7 @@ async fn probe_failures_have_distinct_reasons() {
 #[tokio::test]
 async fn switching_full_mesh_to_hub_and_spoke_prunes_only_owned_links() {
     let net = Network::new().await;
-    let operator = start_operator(net.client.clone()).await.unwrap();
+    let operator = start_operator(&net.plane).await.unwrap();
     let id = &net.label;
     let mut gateways = Vec::new();
     for ip in ["127.0.0.41", "127.0.0.42", "127.0.0.43", "127.0.0.44"] {
@@ -525,7 +525,7 @@ async fn switching_full_mesh_to_hub_and_spoke_prunes_only_owned_links() {
 #[tokio::test]
 async fn a_link_to_a_missing_node_is_pending_and_a_duplicate_is_flagged() {
     let net = Network::new().await;
-    let operator = start_operator(net.client.clone()).await.unwrap();
+    let operator = start_operator(&net.plane).await.unwrap();
     let id = &net.label;
     let a = Gateway::start("127.0.0.51").await.unwrap();
     let b = Gateway::start("127.0.0.52").await.unwrap();
@@ -624,7 +624,7 @@ async fn the_national_example_network_interconnects_under_its_federation() {
         gateways.push(Gateway::start_at(addr).await.unwrap());
     }
     assert_eq!(gateways.len(), 30);
-    let operator = start_operator(net.client.clone()).await.unwrap();
+    let operator = start_operator(&net.plane).await.unwrap();
 
     let national = wait_for(
         &net.federations(),

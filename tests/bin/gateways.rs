@@ -5,6 +5,8 @@
 //! Usage: flowfed-gateways ADDR...   e.g. 127.0.10.1:18080 127.0.10.2:18080
 //!        flowfed-gateways --manifests examples/national/nodes.yaml
 //!        (serves every loopback endpoint the manifests name)
+//! Each address also answers `/{node}/healthz`, so one gateway Pod
+//! (`flowfed-gateways 0.0.0.0:18080`) stands in for every node of the demo.
 
 use std::net::SocketAddr;
 
@@ -34,6 +36,11 @@ async fn main() -> anyhow::Result<()> {
         "serving /healthz on {} addresses; Ctrl-C stops",
         gateways.len()
     );
-    tokio::signal::ctrl_c().await?;
+    // Ctrl-C on a terminal, SIGTERM from the kubelet.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
     Ok(())
 }

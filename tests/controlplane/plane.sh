@@ -6,11 +6,18 @@
 # it can be stored in a Secret) is written to $FLOWFED_PLANES_DIR/<name>/kubeconfig
 # (default: .flowfed/<name>/kubeconfig in the repository).
 #
+# With FLOWFED_NODE=1, `up` also starts a node that runs Pods (containerd, kubelet,
+# kube-scheduler, kube-proxy; see node.sh): one such plane per machine, as root.
+# Its API server is then reached on the node's bridge address, from Pods too.
+#
 # Usage:
 #   plane.sh up NAME                 start (or keep) plane NAME; returns when /readyz is ok
+#                                    (and, with a node, when the node is Ready)
 #   plane.sh down NAME               stop exactly the processes it started, remove its state
 #   plane.sh stop NAME COMPONENT     stop one component (etcd, kube-apiserver,
-#                                    kube-controller-manager), keeping its data and ports
+#                                    kube-controller-manager; with a node also containerd,
+#                                    kubelet, kube-scheduler, kube-proxy), keeping its data
+#   plane.sh import NAME ARCHIVE     load an OCI image archive into the node's containerd
 #   plane.sh start NAME COMPONENT    start a stopped component again, same ports and data
 #   plane.sh status NAME             exit 0 when the plane's API server answers /readyz
 set -euo pipefail
@@ -21,6 +28,10 @@ planes="${FLOWFED_PLANES_DIR:-$repo/.flowfed}"
 components=(etcd kube-apiserver kube-controller-manager)
 
 die() { echo "flowfed: $*" >&2; exit 1; }
+
+# shellcheck source=node.sh
+source "$here/node.sh"
+has_node() { [[ -f "$meta/node" ]]; }
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
@@ -52,8 +63,10 @@ readyz() {
   port="$(cat "$meta/apiserver-port" 2>/dev/null)" || return 1
   curl -sf --max-time 2 --cacert "$state/pki/ca.crt" \
     --cert "$state/pki/admin.crt" --key "$state/pki/admin.key" \
-    "https://127.0.0.1:$port/readyz" >/dev/null 2>&1
+    "https://$(apiserver_host):$port/readyz" >/dev/null 2>&1
 }
+
+apiserver_host() { if has_node; then echo "$node_gateway"; else echo 127.0.0.1; fi; }
 
 load_state() {
   state="$(cat "$meta/state" 2>/dev/null)" || die "plane '$name' is not up (no $meta/state)"
@@ -114,7 +127,7 @@ gen_pki() {
       rm -f "$1.csr" "$1.ext"
     }
     sign apiserver "/CN=kube-apiserver" \
-      "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
+      "subjectAltName=IP:127.0.0.1,IP:::1,IP:$service_ip,IP:$node_gateway,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
 extendedKeyUsage=serverAuth
 keyUsage=critical,digitalSignature,keyEncipherment"
     sign admin "/O=system:masters/CN=flowfed-admin" "extendedKeyUsage=clientAuth
@@ -151,11 +164,18 @@ KC
 }
 
 write_launch_scripts() {
-  local bins etcd_port peer_port api_port pki="$state/pki"
+  local bins etcd_port peer_port api_port pki="$state/pki" host node_flags=""
   bins="$("$here/build.sh" --print)"
   eval "$bins"
   read -r etcd_port peer_port api_port < <(free_ports 3)
   echo "$api_port" >"$meta/apiserver-port"
+  host="$(apiserver_host)"
+  server_url="https://$host:$api_port"
+  if has_node; then
+    # The kubelet by its address on the bridge, never by a name to resolve.
+    node_flags="--kubelet-client-certificate $pki/apiserver-kubelet-client.crt --kubelet-client-key $pki/apiserver-kubelet-client.key"
+    node_flags+=" --kubelet-preferred-address-types InternalIP --kubelet-certificate-authority $pki/ca.crt"
+  fi
   local fsync_flag="--unsafe-no-fsync"
   [[ "${FLOWFED_ETCD_FSYNC:-0}" == 1 ]] && fsync_flag=""
 
@@ -171,18 +191,19 @@ RUN
   cat >"$state/run-kube-apiserver.sh" <<RUN
 #!/usr/bin/env bash
 exec "$KUBE_APISERVER" --etcd-servers http://127.0.0.1:$etcd_port \\
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port $api_port \\
+  --bind-address $host --advertise-address $host --secure-port $api_port \\
   --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \\
-  --client-ca-file "$pki/ca.crt" --authorization-mode RBAC \\
+  --client-ca-file "$pki/ca.crt" --authorization-mode Node,RBAC \
+  --enable-admission-plugins NodeRestriction $node_flags \\
   --service-account-issuer https://kubernetes.default.svc \\
   --service-account-key-file "$pki/service-account.pub" \\
   --service-account-signing-key-file "$pki/service-account.key" \\
-  --service-cluster-ip-range 10.96.0.0/16 --allow-privileged=true \\
+  --service-cluster-ip-range $service_cidr --allow-privileged=true \\
   --enable-priority-and-fairness=false --max-requests-inflight 800 \\
   --profiling=false --v=0
 RUN
 
-  write_kubeconfig "$state/controller-manager.kubeconfig" controller-manager "https://127.0.0.1:$api_port"
+  write_kubeconfig "$state/controller-manager.kubeconfig" controller-manager "$server_url"
   cat >"$state/run-kube-controller-manager.sh" <<RUN
 #!/usr/bin/env bash
 exec "$KUBE_CONTROLLER_MANAGER" --kubeconfig "$state/controller-manager.kubeconfig" \\
@@ -192,11 +213,12 @@ exec "$KUBE_CONTROLLER_MANAGER" --kubeconfig "$state/controller-manager.kubeconf
   --use-service-account-credentials \\
   --service-account-private-key-file "$pki/service-account.key" \\
   --root-ca-file "$pki/ca.crt" --cluster-name "$name" \\
-  --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller' \\
+  --controllers '*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller' \\
   --concurrent-gc-syncs 5 --profiling=false --v=0
 RUN
   chmod +x "$state"/run-*.sh
-  write_kubeconfig "$meta/kubeconfig" admin "https://127.0.0.1:$api_port"
+  write_kubeconfig "$meta/kubeconfig" admin "$server_url"
+  if has_node; then node_write_launch_scripts; fi
 }
 
 case "$cmd" in
@@ -209,27 +231,43 @@ case "$cmd" in
     fi
     "$here/build.sh" >/dev/null
     mkdir -p "$meta"
+    # A start that fails stops what it started (FLOWFED_KEEP_FAILED=1 keeps it
+    # for a post-mortem); the logs' tails are printed before.
+    if [[ "${FLOWFED_KEEP_FAILED:-0}" != 1 ]]; then
+      trap '[[ $? -eq 0 ]] || { "${BASH_SOURCE[0]}" down "$name" >/dev/null 2>&1; rm -rf "$meta"; }' EXIT
+    fi
+    if [[ "${FLOWFED_NODE:-0}" == 1 ]]; then
+      node_preflight
+      touch "$meta/node"
+    fi
     state="$(mktemp -d "${TMPDIR:-/tmp}/flowfed-$name.XXXXXX")"
     echo "$state" >"$meta/state"
     gen_pki
+    if has_node; then
+      node_gen_pki
+      node_network_up
+    fi
     write_launch_scripts
     start_component etcd
     start_component kube-apiserver
     wait_ready
     start_component kube-controller-manager
+    if has_node; then node_up; fi
     echo "$meta/kubeconfig"
     ;;
   down)
     [[ -f "$meta/state" ]] || exit 0
     state="$(cat "$meta/state")"
+    if has_node; then node_down; fi
     for c in kube-controller-manager kube-apiserver etcd; do stop_component "$c"; done
     [[ "$state" == */flowfed-"$name".* ]] && rm -rf "$state"
     rm -rf "$meta"
     ;;
   stop|start)
     [[ $# -eq 3 ]] || usage
-    [[ " ${components[*]} " == *" $3 "* ]] || die "unknown component '$3' (one of: ${components[*]})"
     load_state
+    has_node && components+=("${node_components[@]}")
+    [[ " ${components[*]} " == *" $3 "* ]] || die "unknown component '$3' (one of: ${components[*]})"
     if [[ "$cmd" == stop ]]; then
       stop_component "$3"
     else
@@ -245,6 +283,13 @@ case "$cmd" in
   status)
     load_state
     readyz
+    ;;
+  import)
+    [[ $# -eq 3 ]] || usage
+    load_state
+    has_node || die "plane '$name' has no node (start it with FLOWFED_NODE=1)"
+    eval "$("$here/build.sh" --print)"
+    node_import "$3"
     ;;
   *) usage ;;
 esac

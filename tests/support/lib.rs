@@ -9,15 +9,26 @@
 //! plane has a reaper process blocked reading a pipe whose only writer is the
 //! test process, so the kernel closes it however the process ends, and the
 //! reaper then runs `plane.sh down`.
+//!
+//! Every operator a test runs holds the chart's identity: [`Plane::operator_client`]
+//! and [`Plane::operator_kubeconfig`] install the chart's RBAC (once per plane)
+//! and hand out its ServiceAccount's token, so a verb missing from the chart
+//! fails a test. [`Plane::start_with_node`] adds a real node that runs Pods.
 
 mod gateway;
+mod image;
 
 pub use gateway::Gateway;
+pub use image::{Image, gateways_image, kubectl_image, operator_image};
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
+
+/// Where the tests install the chart, and so where member kubeconfig Secrets
+/// go: the chart lets the operator read Secrets in its release namespace only.
+pub const OPERATOR_NAMESPACE: &str = "flowfed-system";
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -61,14 +72,27 @@ pub struct Plane {
     /// Closing this pipe (explicitly, or by the process ending) makes the reaper
     /// stop the plane. `None` for a plane reused from FLOWFED_KUBECONFIG.
     reaper: Mutex<Option<(ChildStdin, Child)>>,
+    /// The chart ServiceAccount's kubeconfig, once the chart is installed.
+    operator_kubeconfig: Mutex<Option<PathBuf>>,
 }
 
 impl Plane {
     /// Starts a new, independent control plane. `label` names it in logs.
     pub fn start(label: &str) -> anyhow::Result<Plane> {
+        Plane::start_as(label, false)
+    }
+
+    /// Starts a control plane with a node that runs Pods (containerd, kubelet,
+    /// kube-scheduler, kube-proxy). One per machine: tests that use it share it.
+    pub fn start_with_node(label: &str) -> anyhow::Result<Plane> {
+        Plane::start_as(label, true)
+    }
+
+    fn start_as(label: &str, node: bool) -> anyhow::Result<Plane> {
         let name = format!("t{}-{label}", std::process::id());
         let out = Command::new(plane_script())
             .args(["up", &name])
+            .env("FLOWFED_NODE", if node { "1" } else { "0" })
             .stderr(Stdio::inherit())
             .output()
             .context("running plane.sh up")?;
@@ -93,6 +117,7 @@ impl Plane {
             name,
             kubeconfig,
             reaper: Mutex::new(Some((stdin, reaper))),
+            operator_kubeconfig: Mutex::new(None),
         })
     }
 
@@ -104,6 +129,7 @@ impl Plane {
                 name: "external".into(),
                 kubeconfig: path.into(),
                 reaper: Mutex::new(None),
+                operator_kubeconfig: Mutex::new(None),
             },
             None => Plane::start("hub").expect("starting the hub control plane"),
         })
@@ -172,6 +198,39 @@ impl Plane {
             );
         }
         Ok(())
+    }
+
+    /// A kubeconfig file holding the chart ServiceAccount's token: the identity
+    /// every operator in the tests runs as. Installs the chart into
+    /// [`OPERATOR_NAMESPACE`] first (with no replicas: the test runs the
+    /// operator) unless a release is already there.
+    pub fn operator_kubeconfig(&self) -> anyhow::Result<PathBuf> {
+        let mut cached = self.operator_kubeconfig.lock().expect("operator kubeconfig lock");
+        if let Some(path) = cached.as_ref() {
+            return Ok(path.clone());
+        }
+        let installed = self.kubectl(&["get", "serviceaccount", "flowfed", "-n", OPERATOR_NAMESPACE])?;
+        if !installed.status.success() {
+            self.helm_install(OPERATOR_NAMESPACE, &["--set", "replicaCount=0"])?;
+        }
+        let path = self.kubeconfig.with_file_name("operator.kubeconfig");
+        std::fs::write(&path, self.service_account_kubeconfig(OPERATOR_NAMESPACE, "flowfed")?)?;
+        *cached = Some(path.clone());
+        Ok(path)
+    }
+
+    /// A client with the chart ServiceAccount's identity (see [`Plane::operator_kubeconfig`]).
+    pub async fn operator_client(&self) -> anyhow::Result<kube::Client> {
+        let kubeconfig = Kubeconfig::read_from(self.operator_kubeconfig()?)?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// Loads an OCI image archive into the node's containerd (planes with a node).
+    pub fn import_image(&self, archive: &Path) -> anyhow::Result<()> {
+        let archive = archive.to_str().context("archive path is UTF-8")?;
+        self.plane_command(&["import", archive])
     }
 
     fn plane_command(&self, args: &[&str]) -> anyhow::Result<()> {
@@ -299,9 +358,11 @@ where
     }
 }
 
-/// Starts the operator in this process against `client`, serving HTTP on a free
-/// loopback port, with settings tuned for tests (fast link probes, short resync).
-pub async fn start_operator(client: kube::Client) -> anyhow::Result<flowfed::runtime::Operator> {
+/// Starts the operator in this process against `plane` with the chart's
+/// identity, serving HTTP on a free loopback port, with settings tuned for
+/// tests (fast link probes, short resync).
+pub async fn start_operator(plane: &Plane) -> anyhow::Result<flowfed::runtime::Operator> {
+    let client = plane.operator_client().await?;
     let settings = flowfed::controller::Settings {
         resync: Duration::from_secs(30),
         link_probe_interval: Duration::from_secs(2),
