@@ -161,20 +161,34 @@ fn node_leftovers(state: &str, cgroup: &str) -> Vec<String> {
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             if cmdline.contains(state) {
-                left.push(format!("process {}: {cmdline}", entry.file_name().to_string_lossy()));
+                left.push(format!(
+                    "process {}: {cmdline}",
+                    entry.file_name().to_string_lossy()
+                ));
             }
         }
     }
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    left.extend(mounts.lines().filter(|m| m.contains(state)).map(|m| format!("mount {m}")));
-    let links = Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
+    left.extend(
+        mounts
+            .lines()
+            .filter(|m| m.contains(state))
+            .map(|m| format!("mount {m}")),
+    );
+    let links = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
     for line in String::from_utf8_lossy(&links.stdout).lines() {
         if line.contains("flowfed0") || line.contains("veth") {
             left.push(format!("interface {line}"));
         }
     }
     for table in ["nat", "filter"] {
-        let rules = Command::new("iptables").args(["-t", table, "-S"]).output().unwrap();
+        let rules = Command::new("iptables")
+            .args(["-t", table, "-S"])
+            .output()
+            .unwrap();
         for rule in String::from_utf8_lossy(&rules.stdout).lines() {
             if rule.contains("KUBE-") || rule.contains("CNI-") {
                 left.push(format!("iptables {table}: {rule}"));
@@ -183,7 +197,10 @@ fn node_leftovers(state: &str, cgroup: &str) -> Vec<String> {
     }
     for controller in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
         if controller.path().join(cgroup).exists() {
-            left.push(format!("cgroup {}", controller.path().join(cgroup).display()));
+            left.push(format!(
+                "cgroup {}",
+                controller.path().join(cgroup).display()
+            ));
         }
     }
     left
@@ -207,7 +224,12 @@ async fn a_node_runs_restricted_pods_that_reach_the_api_server_and_leaves_nothin
         Ok(String::from_utf8(out.stdout)?)
     };
 
-    let nodes = run(&["get", "nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status}{'\\n'}{end}"])?;
+    let nodes = run(&[
+        "get",
+        "nodes",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=='Ready')].status}{'\\n'}{end}",
+    ])?;
     assert_eq!(nodes.trim(), format!("{}-node=True", plane.name));
 
     // A plain Pod under the restricted level: kubectl with in-cluster
@@ -215,7 +237,12 @@ async fn a_node_runs_restricted_pods_that_reach_the_api_server_and_leaves_nothin
     let image = kubectl_image()?;
     plane.import_image(&image.archive)?;
     run(&["create", "namespace", "restricted"])?;
-    run(&["label", "namespace", "restricted", "pod-security.kubernetes.io/enforce=restricted"])?;
+    run(&[
+        "label",
+        "namespace",
+        "restricted",
+        "pod-security.kubernetes.io/enforce=restricted",
+    ])?;
     let pod = json!({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "reach-api", "namespace": "restricted"},
         "spec": {
@@ -230,8 +257,11 @@ async fn a_node_runs_restricted_pods_that_reach_the_api_server_and_leaves_nothin
         }
     });
     let pods: Api<Pod> = Api::namespaced(plane.client().await?, "restricted");
-    pods.create(&PostParams::default(), &serde_json::from_value(pod.clone())?)
-        .await?;
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(pod.clone())?,
+    )
+    .await?;
     let done = wait_for(&pods, "reach-api", Duration::from_secs(120), |p| {
         p.status
             .as_ref()
@@ -246,8 +276,19 @@ async fn a_node_runs_restricted_pods_that_reach_the_api_server_and_leaves_nothin
         "logs: {logs}"
     );
     assert!(logs.contains("\"gitVersion\": \"v1.36."), "logs: {logs}");
-    let env = run(&["get", "pod", "reach-api", "-n", "restricted", "-o", "jsonpath={.status.podIP}"])?;
-    assert!(env.starts_with("10.244.0."), "a Pod address on the node's bridge: {env}");
+    let env = run(&[
+        "get",
+        "pod",
+        "reach-api",
+        "-n",
+        "restricted",
+        "-o",
+        "jsonpath={.status.podIP}",
+    ])?;
+    assert!(
+        env.starts_with("10.244.0."),
+        "a Pod address on the node's bridge: {env}"
+    );
 
     // The level is enforced: a privileged Pod is refused by the API server.
     let mut privileged = pod;
@@ -259,9 +300,16 @@ async fn a_node_runs_restricted_pods_that_reach_the_api_server_and_leaves_nothin
         .expect_err("a privileged Pod is refused");
     assert!(refused.to_string().contains("restricted"), "{refused}");
 
-    assert!(!node_leftovers(&state, &cgroup).is_empty(), "the node made host state");
+    assert!(
+        !node_leftovers(&state, &cgroup).is_empty(),
+        "the node made host state"
+    );
     plane.stop();
     let left = node_leftovers(&state, &cgroup);
-    assert!(left.is_empty(), "left behind after plane.sh down:\n{}", left.join("\n"));
+    assert!(
+        left.is_empty(),
+        "left behind after plane.sh down:\n{}",
+        left.join("\n")
+    );
     Ok(())
 }

@@ -100,9 +100,7 @@ async fn helm_installed_operator_runs_with_its_own_identity_and_prometheus_sees_
         .unwrap();
 
     // The operator, as the chart's ServiceAccount.
-    let operator = start_operator(&plane)
-        .await
-        .unwrap();
+    let operator = start_operator(&plane).await.unwrap();
     let mut gateways = Vec::new();
     for ip in ["127.0.0.61", "127.0.0.62", "127.0.0.63"] {
         gateways.push(Gateway::start(ip).await.unwrap());

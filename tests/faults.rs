@@ -109,7 +109,8 @@ async fn killing_the_operator_mid_sync_loses_and_duplicates_nothing() {
     // Kill it three times at different points of the sync, then let it finish.
     let mut seen_entries = Vec::new();
     for (round, run_for) in [700u64, 1900, 3100].iter().enumerate() {
-        let mut operator = OperatorProcess::start(&plane.operator_kubeconfig().unwrap(), &[]).unwrap();
+        let mut operator =
+            OperatorProcess::start(&plane.operator_kubeconfig().unwrap(), &[]).unwrap();
         tokio::time::sleep(Duration::from_millis(*run_for)).await;
         operator.child.kill().unwrap();
         operator.child.wait().unwrap();

@@ -9,7 +9,7 @@ use flowfed::api::{DataFlowNode, NodePhase};
 use flowfed::runtime::LEASE_SECONDS;
 use flowfed_tests::{Gateway, OperatorProcess, Plane, install_crds, unique, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::Api;
+use kube::api::{Api, PostParams};
 use serde_json::json;
 
 const LEASE: &str = "flowfed-leader";

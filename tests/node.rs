@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use flowfed::api::{CatalogEntry, DataProduct};
 use flowfed_tests::{Plane, operator_image, repo_root, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 
@@ -61,17 +62,18 @@ async fn lease_holder(leases: &Api<Lease>) -> Option<String> {
         .holder_identity
 }
 
-fn operator_pods(plane: &Plane) -> BTreeSet<String> {
-    kubectl(
-        plane,
-        &[
-            "get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/name=flowfed",
-            "--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].metadata.name}",
-        ],
-    )
-    .split_whitespace()
-    .map(str::to_owned)
-    .collect()
+/// The operator Pods that run and are not being deleted.
+async fn operator_pods(client: &kube::Client) -> BTreeSet<String> {
+    Api::<Pod>::namespaced(client.clone(), NAMESPACE)
+        .list(&ListParams::default().labels("app.kubernetes.io/name=flowfed"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+        .filter(|pod| pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .filter_map(|pod| pod.metadata.name)
+        .collect()
 }
 
 /// Entries the catalog holds for `product` (hub namespaces), by node namespace.
@@ -116,7 +118,11 @@ async fn publish(client: &kube::Client, name: &str) {
     }))
     .unwrap();
     Api::<DataProduct>::namespaced(client.clone(), "dfn-beijing")
-        .patch(name, &PatchParams::apply("node-test"), &Patch::Apply(&product))
+        .patch(
+            name,
+            &PatchParams::apply("node-test"),
+            &Patch::Apply(&product),
+        )
         .await
         .unwrap();
 }
@@ -132,19 +138,39 @@ async fn the_chart_runs_the_operator_as_a_restricted_pod_that_syncs_fails_over_a
     kubectl(plane, &["create", "namespace", NAMESPACE]);
     kubectl(
         plane,
-        &["label", "namespace", NAMESPACE, "pod-security.kubernetes.io/enforce=restricted"],
+        &[
+            "label",
+            "namespace",
+            NAMESPACE,
+            "pod-security.kubernetes.io/enforce=restricted",
+        ],
     );
     plane.helm_install(NAMESPACE, &[]).unwrap();
     kubectl(
         plane,
-        &["rollout", "status", "deployment/flowfed", "-n", NAMESPACE, "--timeout=180s"],
+        &[
+            "rollout",
+            "status",
+            "deployment/flowfed",
+            "-n",
+            NAMESPACE,
+            "--timeout=180s",
+        ],
     );
-    let pods = operator_pods(plane);
+    let pods = operator_pods(&admin).await;
     assert_eq!(pods.len(), 1, "one operator Pod: {pods:?}");
     let pod = pods.first().unwrap();
     let ready = kubectl(
         plane,
-        &["get", "pod", pod, "-n", NAMESPACE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status} {.spec.containers[0].image} {.spec.securityContext.runAsUser}"],
+        &[
+            "get",
+            "pod",
+            pod,
+            "-n",
+            NAMESPACE,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type=='Ready')].status} {.spec.containers[0].image} {.spec.securityContext.runAsUser}",
+        ],
     );
     assert_eq!(ready, format!("True {} 65532", image.name));
 
@@ -172,9 +198,11 @@ async fn the_chart_runs_the_operator_as_a_restricted_pod_that_syncs_fails_over_a
         .unwrap();
     let guangzhou: Api<CatalogEntry> = Api::namespaced(admin.clone(), "dfn-guangzhou");
     let entry_name = "shanghai-lingang.port-logistics-index";
-    wait_for(&guangzhou, entry_name, SYNC, |e| e.spec.version.as_deref() == Some("2.2"))
-        .await
-        .unwrap();
+    wait_for(&guangzhou, entry_name, SYNC, |e| {
+        e.spec.version.as_deref() == Some("2.2")
+    })
+    .await
+    .unwrap();
 
     // A tampered entry is put back under the same identity.
     guangzhou
@@ -193,16 +221,38 @@ async fn the_chart_runs_the_operator_as_a_restricted_pod_that_syncs_fails_over_a
     // Two replicas: killing the leader hands the Lease over and the sync goes on.
     helm(
         plane,
-        &["upgrade", "flowfed", "charts/flowfed", "-n", NAMESPACE, "--reuse-values", "--set", "replicaCount=2"],
+        &[
+            "upgrade",
+            "flowfed",
+            "charts/flowfed",
+            "-n",
+            NAMESPACE,
+            "--reuse-values",
+            "--set",
+            "replicaCount=2",
+        ],
     );
     kubectl(
         plane,
-        &["rollout", "status", "deployment/flowfed", "-n", NAMESPACE, "--timeout=180s"],
+        &[
+            "rollout",
+            "status",
+            "deployment/flowfed",
+            "-n",
+            NAMESPACE,
+            "--timeout=180s",
+        ],
     );
     let leases: Api<Lease> = Api::namespaced(admin.clone(), NAMESPACE);
     let leader = lease_holder(&leases).await.expect("a leader");
-    assert!(operator_pods(plane).contains(&leader), "the Lease names a Pod: {leader}");
-    kubectl(plane, &["delete", "pod", &leader, "-n", NAMESPACE, "--wait=false"]);
+    assert!(
+        operator_pods(&admin).await.contains(&leader),
+        "the Lease names a Pod: {leader}"
+    );
+    kubectl(
+        plane,
+        &["delete", "pod", &leader, "-n", NAMESPACE, "--wait=false"],
+    );
     let after_failover: Vec<String> = (0..5).map(|i| format!("failover-{i}")).collect();
     for name in &after_failover {
         publish(&admin, name).await;
@@ -227,15 +277,31 @@ async fn the_chart_runs_the_operator_as_a_restricted_pod_that_syncs_fails_over_a
 
     // An upgrade that changes a value rolls the Pods without losing an entry.
     let before = all_entries(&admin).await;
-    let old_pods = operator_pods(plane);
+    let old_pods = operator_pods(&admin).await;
     helm(
         plane,
-        &["upgrade", "flowfed", "charts/flowfed", "-n", NAMESPACE, "--reuse-values", "--set", "operator.logLevel=debug"],
+        &[
+            "upgrade",
+            "flowfed",
+            "charts/flowfed",
+            "-n",
+            NAMESPACE,
+            "--reuse-values",
+            "--set",
+            "operator.logLevel=debug",
+        ],
     );
     let rollout = {
         let kubectl = plane
             .kubectl_command()
-            .args(["rollout", "status", "deployment/flowfed", "-n", NAMESPACE, "--timeout=180s"])
+            .args([
+                "rollout",
+                "status",
+                "deployment/flowfed",
+                "-n",
+                NAMESPACE,
+                "--timeout=180s",
+            ])
             .spawn();
         kubectl.unwrap()
     };
@@ -246,8 +312,11 @@ async fn the_chart_runs_the_operator_as_a_restricted_pod_that_syncs_fails_over_a
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(rollout.wait().unwrap().success(), "the rollout finished");
-    let new_pods = operator_pods(plane);
-    assert!(new_pods.is_disjoint(&old_pods), "every Pod was replaced: {old_pods:?} -> {new_pods:?}");
+    let new_pods = operator_pods(&admin).await;
+    assert!(
+        new_pods.is_disjoint(&old_pods),
+        "every Pod was replaced: {old_pods:?} -> {new_pods:?}"
+    );
     assert_eq!(lowest, before, "no entry was lost during the roll");
     publish(&admin, "after-roll").await;
     synced(&beijing, "after-roll").await;
@@ -259,7 +328,10 @@ async fn the_chart_runs_the_operator_as_a_restricted_pod_that_syncs_fails_over_a
         .unwrap();
     let deadline = Instant::now() + SYNC;
     while beijing.get_opt("after-roll").await.unwrap().is_some() {
-        assert!(Instant::now() < deadline, "the product's deletion never finished");
+        assert!(
+            Instant::now() < deadline,
+            "the product's deletion never finished"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -26,7 +26,10 @@ fn image_script(args: &[&str]) -> anyhow::Result<String> {
         .output()
         .context("running scripts/image.sh")?;
     if !out.status.success() {
-        bail!("scripts/image.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "scripts/image.sh {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let stdout = String::from_utf8(out.stdout)?;
     stdout
@@ -62,7 +65,11 @@ pub fn operator_image() -> anyhow::Result<Image> {
 pub fn gateways_image() -> anyhow::Result<Image> {
     let archive = repo_root().join("target/image/gateways.oci.tar");
     let name = "flowfed/gateways:dev";
-    let digest = image_script(&["flowfed-gateways", name, archive.to_str().context("UTF-8 path")?])?;
+    let digest = image_script(&[
+        "flowfed-gateways",
+        name,
+        archive.to_str().context("UTF-8 path")?,
+    ])?;
     Ok(Image {
         name: name.into(),
         archive,

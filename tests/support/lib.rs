@@ -205,16 +205,23 @@ impl Plane {
     /// [`OPERATOR_NAMESPACE`] first (with no replicas: the test runs the
     /// operator) unless a release is already there.
     pub fn operator_kubeconfig(&self) -> anyhow::Result<PathBuf> {
-        let mut cached = self.operator_kubeconfig.lock().expect("operator kubeconfig lock");
+        let mut cached = self
+            .operator_kubeconfig
+            .lock()
+            .expect("operator kubeconfig lock");
         if let Some(path) = cached.as_ref() {
             return Ok(path.clone());
         }
-        let installed = self.kubectl(&["get", "serviceaccount", "flowfed", "-n", OPERATOR_NAMESPACE])?;
+        let installed =
+            self.kubectl(&["get", "serviceaccount", "flowfed", "-n", OPERATOR_NAMESPACE])?;
         if !installed.status.success() {
             self.helm_install(OPERATOR_NAMESPACE, &["--set", "replicaCount=0"])?;
         }
         let path = self.kubeconfig.with_file_name("operator.kubeconfig");
-        std::fs::write(&path, self.service_account_kubeconfig(OPERATOR_NAMESPACE, "flowfed")?)?;
+        std::fs::write(
+            &path,
+            self.service_account_kubeconfig(OPERATOR_NAMESPACE, "flowfed")?,
+        )?;
         *cached = Some(path.clone());
         Ok(path)
     }
