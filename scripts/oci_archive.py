@@ -23,6 +23,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
 
 
@@ -123,7 +124,9 @@ def main():
                ("index.json", json.dumps(index, sort_keys=True, separators=(",", ":")).encode())]
     members += [(f"blobs/sha256/{digest.split(':')[1]}", data) for digest, data in sorted(blobs.items())]
 
-    with open(args.out, "wb") as out, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    # Written beside the target and renamed: a reader never sees half an archive.
+    partial = f"{args.out}.{os.getpid()}.partial"
+    with open(partial, "wb") as out, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for directory in ("blobs", "blobs/sha256"):
             info = tarfile.TarInfo(directory)
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, args.created
@@ -132,6 +135,7 @@ def main():
             info = tarfile.TarInfo(path)
             info.size, info.mode, info.mtime = len(data), 0o644, args.created
             tar.addfile(info, io.BytesIO(data))
+    os.replace(partial, args.out)
     print(sha256(manifest_json))
 
 

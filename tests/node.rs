@@ -344,3 +344,78 @@ async fn port_title(products: &Api<DataProduct>) -> String {
         .spec
         .title
 }
+
+/// The files of an OCI archive's only layer, and its image config.
+fn unpack(archive: &std::path::Path) -> (Vec<String>, serde_json::Value) {
+    let dir = std::env::temp_dir().join(format!("flowfed-image-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = Command::new("tar")
+        .arg("-xf")
+        .arg(archive)
+        .arg("-C")
+        .arg(&dir)
+        .status();
+    assert!(status.unwrap().success());
+    let read_json = |digest: &str| -> serde_json::Value {
+        let path = dir
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let manifest = read_json(index["manifests"][0]["digest"].as_str().unwrap());
+    let config = read_json(manifest["config"]["digest"].as_str().unwrap());
+    let layer = dir.join("blobs/sha256").join(
+        manifest["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:"),
+    );
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(&layer)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let files = String::from_utf8(listing.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim_end_matches('/').to_owned())
+        .collect();
+    (files, config)
+}
+
+#[test]
+fn the_image_is_reproducible_small_non_root_and_has_no_shell() {
+    let first = operator_image().unwrap();
+    let again = flowfed_tests::build_operator_image().unwrap();
+    assert_eq!(
+        first.digest, again.digest,
+        "two builds of one commit, one digest"
+    );
+    let recorded = std::fs::read_to_string(first.archive.with_file_name("digest")).unwrap();
+    assert_eq!(recorded.trim(), first.digest, "target/image/digest");
+
+    let size = std::fs::metadata(&first.archive).unwrap().len();
+    println!("{}: {} bytes", first.name, size);
+    assert!(size < 25_000_000, "the image is {size} bytes");
+
+    let (files, config) = unpack(&first.archive);
+    assert_eq!(config["config"]["User"], "65532:65532");
+    assert_eq!(config["config"]["Entrypoint"], json!(["/flowfed"]));
+    assert_eq!(config["os"], "linux");
+    let expected = [
+        "etc",
+        "etc/group",
+        "etc/passwd",
+        "etc/ssl",
+        "etc/ssl/certs",
+        "etc/ssl/certs/ca-certificates.crt",
+        "flowfed",
+    ];
+    assert_eq!(
+        files, expected,
+        "no shell, no package manager: only these files"
+    );
+}

@@ -206,7 +206,11 @@ RUN
   chmod +x "$state"/run-*.sh
 }
 
-ctr_node() { "$CONTAINERD_BIN/ctr" --address "$state/containerd/containerd.sock" --namespace k8s.io "$@"; }
+# ctr repeats containerd's cgroup v1 deprecation notice on every call: drop it.
+ctr_node() {
+  "$CONTAINERD_BIN/ctr" --address "$state/containerd/containerd.sock" --namespace k8s.io "$@" \
+    2> >(grep -v 'DEPRECATION: The support for cgroup v1' >&2)
+}
 
 # node_import ARCHIVE: make an OCI archive's image available to the kubelet.
 node_import() {

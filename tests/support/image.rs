@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use anyhow::{Context as _, bail};
 
@@ -40,12 +40,23 @@ fn image_script(args: &[&str]) -> anyhow::Result<String> {
         .with_context(|| format!("scripts/image.sh printed no digest last: {stdout}"))
 }
 
-/// The operator's image, `make image` (built once per test process).
+/// The operator's image, as `make image` builds it: once per test process,
+/// and one build at a time (tests of one binary run in parallel).
 pub fn operator_image() -> anyhow::Result<Image> {
-    static BUILT: OnceLock<Image> = OnceLock::new();
-    if let Some(image) = BUILT.get() {
+    static BUILT: Mutex<Option<Image>> = Mutex::new(None);
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(image) = built.as_ref() {
         return Ok(image.clone());
     }
+    let image = build_operator_image()?;
+    *built = Some(image.clone());
+    Ok(image)
+}
+
+/// Runs `make image`'s script now (the binary is rebuilt only if stale).
+pub fn build_operator_image() -> anyhow::Result<Image> {
     let digest = image_script(&[])?;
     let chart = std::fs::read_to_string(repo_root().join("charts/flowfed/Chart.yaml"))?;
     let app_version = chart
@@ -53,12 +64,11 @@ pub fn operator_image() -> anyhow::Result<Image> {
         .find_map(|l| l.strip_prefix("appVersion:"))
         .map(|v| v.trim().trim_matches('"').to_owned())
         .context("Chart.yaml has an appVersion")?;
-    let image = Image {
+    Ok(Image {
         name: format!("flowfed/flowfed:{app_version}"),
         archive: repo_root().join("target/image/flowfed.oci.tar"),
         digest,
-    };
-    Ok(BUILT.get_or_init(|| image).clone())
+    })
 }
 
 /// The stand-in city gateways (`flowfed-gateways`) as an image, for Pods.

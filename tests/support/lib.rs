@@ -19,7 +19,7 @@ mod gateway;
 mod image;
 
 pub use gateway::Gateway;
-pub use image::{Image, gateways_image, kubectl_image, operator_image};
+pub use image::{Image, build_operator_image, gateways_image, kubectl_image, operator_image};
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
