@@ -11,15 +11,18 @@ cd "$(dirname "$0")/.."
 
 scripts/host-deps.sh node image
 plane=tests/controlplane/plane.sh
+name="${FLOWFED_DEMO_PLANE:-hub}"
 eval "$(tests/controlplane/build.sh --print)"
 
 sleeper=""
 cleanup() {
-  trap - EXIT INT TERM
+  # A second Ctrl-C must not cut the cleanup short.
+  trap '' INT TERM
+  trap - EXIT
   [[ -n "$sleeper" ]] && kill "$sleeper" 2>/dev/null
   echo "stopping the plane and its node..."
   # plane.sh down bounds each wait and kills what does not stop.
-  timeout 120 "$plane" down hub || echo "plane.sh down did not finish; run it again: $plane down hub"
+  timeout 120 "$plane" down "$name" || echo "plane.sh down did not finish; run it again: $plane down $name"
   echo "demo stopped; plane removed"
 }
 trap cleanup EXIT
@@ -27,15 +30,15 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "== a control plane with a node (first time: builds the node's binaries)"
-kubeconfig="$(FLOWFED_NODE=1 "$plane" up hub)"
+kubeconfig="$(FLOWFED_NODE=1 "$plane" up "$name")"
 export KUBECONFIG="$kubeconfig"
 k() { "$KUBECTL" "$@"; }
 
 echo "== make image: flowfed's image and the stand-in gateways' image, loaded into the node"
 scripts/image.sh | tail -n 2
 scripts/image.sh flowfed-gateways flowfed/gateways:dev target/image/gateways.oci.tar | tail -n 1 >/dev/null
-"$plane" import hub target/image/flowfed.oci.tar
-"$plane" import hub target/image/gateways.oci.tar
+"$plane" import "$name" target/image/flowfed.oci.tar
+"$plane" import "$name" target/image/gateways.oci.tar
 
 echo "== helm install flowfed (restricted namespace)"
 k create namespace flowfed-system >/dev/null
@@ -80,12 +83,13 @@ k rollout status deployment/gateways -n flowfed-gateways --timeout=120s >/dev/nu
 gateways="$(k get service gateways -n flowfed-gateways -o jsonpath='{.spec.clusterIP}')"
 
 echo "== the national network and its products (each node's gateway: the Service, /<node>/healthz)"
-k apply -f examples/national/ >/dev/null
+# (kubectl notes that flowfed made the node namespaces first: not news here.)
+k apply -f examples/national/ >/dev/null 2> >(grep -v last-applied-configuration >&2)
 for node in $(k get dfn -o jsonpath='{.items[*].metadata.name}'); do
   k patch dfn "$node" --type merge \
     -p "{\"spec\":{\"endpoint\":{\"url\":\"http://$gateways:18080/$node/healthz\"}}}" >/dev/null
 done
-k apply -f examples/products/ >/dev/null
+k apply -f examples/products/ >/dev/null 2> >(grep -v last-applied-configuration >&2)
 
 k wait --for=jsonpath='{.status.interconnected}'=true fed/national --timeout=180s >/dev/null
 k wait --for=condition=Synced dp/port-logistics-index -n dfn-shanghai-lingang --timeout=120s >/dev/null

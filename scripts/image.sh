@@ -23,12 +23,13 @@ ca_bundle=/etc/ssl/certs/ca-certificates.crt
 
 scripts/host-deps.sh image >&2
 
-package=flowfed
-[[ "$binary" == flowfed ]] || package=flowfed-tests
 # Paths of this machine must not end up in the binary (and so in the digest).
 export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$HOME=/build --remap-path-prefix=$PWD=/src"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-cargo build --release --locked -q --target "$target" -p "$package" --bin "$binary"
+# Both images' binaries in one build: one set of features, so flowfed is
+# compiled once and its binary is the same whichever image is asked for.
+cargo build --release --locked -q --target "$target" -p flowfed -p flowfed-tests \
+  --bin flowfed --bin flowfed-gateways
 bin="$CARGO_TARGET_DIR/$target/release/$binary"
 
 cmd=()

@@ -726,3 +726,150 @@ async fn entries_flowfed_did_not_make_are_left_alone_and_its_own_are_kept_labell
     );
     operator.stop().await.unwrap();
 }
+
+/// The condition `kind` of node `name` once it is `status`.
+async fn node_condition(
+    cat: &Catalog,
+    name: &str,
+    kind: &str,
+    status: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    let node = wait_for(
+        &Api::<DataFlowNode>::all(cat.client.clone()),
+        name,
+        CONVERGE,
+        |n| {
+            n.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == kind && c.status == status)
+            })
+        },
+    )
+    .await
+    .unwrap();
+    node.status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == kind)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_member_secret_flowfed_cannot_read_is_reported_and_never_holds_a_deletion() {
+    let cat = Catalog::new().await;
+    // In `default`, where the chart's role grants no Secret access.
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "sz-kubeconfig"},
+        "stringData": {"kubeconfig": "apiVersion: v1\nkind: Config\n"}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(cat.client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let operator = start_operator(&cat.plane).await.unwrap();
+    cat.add_node("beijing", "CN-BJ", "CN", json!({})).await;
+    let shenzhen = cat
+        .add_node("shenzhen", "CN-GD", "CN", json!({
+            "kubeconfigSecretRef": {"namespace": "default", "name": "sz-kubeconfig", "key": "kubeconfig"}
+        }))
+        .await;
+    let condition = node_condition(&cat, &shenzhen, "CatalogSynced", "False").await;
+    assert_eq!(
+        condition.reason, "KubeconfigSecretUnreadable",
+        "{condition:?}"
+    );
+    assert!(
+        condition.message.contains("default/sz-kubeconfig"),
+        "{}",
+        condition.message
+    );
+
+    let product = cat
+        .publish(
+            "beijing",
+            "air",
+            json!({"title": "Air", "classification": "Public"}),
+        )
+        .await;
+    cat.wait_listed(&product, &["beijing"]).await;
+    cat.products("beijing")
+        .delete("air", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + CONVERGE;
+    while cat
+        .products("beijing")
+        .get_opt("air")
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the deletion waits on an unreadable Secret"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    operator.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_member_sweep_leaves_entries_flowfed_did_not_make() {
+    let cat = Catalog::new().await;
+    let member = Plane::start(&unique("sweep-member")).unwrap();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "sweep-kubeconfig"},
+        "stringData": {"kubeconfig": member.kubeconfig_yaml().unwrap()}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(cat.client.clone(), OPERATOR_NAMESPACE)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let operator = start_operator(&cat.plane).await.unwrap();
+    cat.add_node("beijing", "CN-BJ", "CN", json!({})).await;
+    let nanjing = cat
+        .add_node("nanjing", "CN-JS", "CN", json!({
+            "kubeconfigSecretRef": {"namespace": OPERATOR_NAMESPACE, "name": "sweep-kubeconfig", "key": "kubeconfig"},
+            "memberNamespace": "sweep-catalog"
+        }))
+        .await;
+    node_condition(&cat, &nanjing, "CatalogSynced", "True").await;
+
+    // Two entries for a product that does not exist: one labelled as
+    // flowfed's (an orphan: the sweep removes it), one someone else made.
+    let member_entries: Api<CatalogEntry> =
+        Api::namespaced(member.client().await.unwrap(), "sweep-catalog");
+    let entry = |name: &str, labels: serde_json::Value| -> CatalogEntry {
+        serde_json::from_value(json!({
+            "apiVersion": "flowfed.io/v1alpha1", "kind": "CatalogEntry",
+            "metadata": {"name": name, "namespace": "sweep-catalog", "labels": labels},
+            "spec": {"product": {"node": "elsewhere", "namespace": "x", "name": "x", "uid": "gone"},
+                     "title": name, "classification": "Public",
+                     "publishedAt": "2026-01-01T00:00:00Z", "contentHash": "0"}
+        }))
+        .unwrap()
+    };
+    for (name, labels) in [
+        ("orphan", json!({"app.kubernetes.io/managed-by": "flowfed"})),
+        ("hand-made", json!({})),
+    ] {
+        member_entries
+            .create(&PostParams::default(), &entry(name, labels))
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + CONVERGE;
+    while member_entries.get_opt("orphan").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the member sweep never ran");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        member_entries.get_opt("hand-made").await.unwrap().is_some(),
+        "the sweep deleted an entry flowfed did not make"
+    );
+    operator.stop().await.unwrap();
+}

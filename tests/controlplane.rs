@@ -3,10 +3,9 @@
 //! able to lose and regain its API server without losing data, and, with a
 //! node, running Pods that reach it through the `kubernetes` Service.
 
-use std::process::Command;
 use std::time::Duration;
 
-use flowfed_tests::{Plane, kubectl_image, unique, wait_for};
+use flowfed_tests::{Plane, kubectl_image, node_leftovers, unique, wait_for};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
@@ -152,68 +151,10 @@ async fn member_planes_are_independent_of_the_hub() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Host state a node plane could leave behind: processes and mounts under its
-/// state directory, its bridge, veth pairs, kube-proxy's and CNI's iptables
-/// chains, and its cgroups.
-fn node_leftovers(state: &str, cgroup: &str) -> Vec<String> {
-    let mut left = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(state) {
-                left.push(format!(
-                    "process {}: {cmdline}",
-                    entry.file_name().to_string_lossy()
-                ));
-            }
-        }
-    }
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    left.extend(
-        mounts
-            .lines()
-            .filter(|m| m.contains(state))
-            .map(|m| format!("mount {m}")),
-    );
-    let links = Command::new("ip")
-        .args(["-o", "link", "show"])
-        .output()
-        .unwrap();
-    for line in String::from_utf8_lossy(&links.stdout).lines() {
-        if line.contains("flowfed0") || line.contains("veth") {
-            left.push(format!("interface {line}"));
-        }
-    }
-    for table in ["nat", "filter"] {
-        let rules = Command::new("iptables")
-            .args(["-t", table, "-S"])
-            .output()
-            .unwrap();
-        for rule in String::from_utf8_lossy(&rules.stdout).lines() {
-            if rule.contains("KUBE-") || rule.contains("CNI-") {
-                left.push(format!("iptables {table}: {rule}"));
-            }
-        }
-    }
-    for controller in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        if controller.path().join(cgroup).exists() {
-            left.push(format!(
-                "cgroup {}",
-                controller.path().join(cgroup).display()
-            ));
-        }
-    }
-    left
-}
-
 #[tokio::test]
 async fn a_node_runs_restricted_pods_that_reach_the_api_server_and_leaves_nothing_behind()
 -> anyhow::Result<()> {
     let plane = Plane::start_with_node(&unique("kubelet"))?;
-    let state = std::fs::read_to_string(plane.kubeconfig.with_file_name("state"))?
-        .trim()
-        .to_owned();
-    let cgroup = format!("flowfed-{}", plane.name);
     let run = |args: &[&str]| -> anyhow::Result<String> {
         let out = plane.kubectl(args)?;
         anyhow::ensure!(
@@ -301,11 +242,12 @@ async fn a_node_runs_restricted_pods_that_reach_the_api_server_and_leaves_nothin
     assert!(refused.to_string().contains("restricted"), "{refused}");
 
     assert!(
-        !node_leftovers(&state, &cgroup).is_empty(),
+        !node_leftovers(&plane.name).is_empty(),
         "the node made host state"
     );
+    let name = plane.name.clone();
     plane.stop();
-    let left = node_leftovers(&state, &cgroup);
+    let left = node_leftovers(&name);
     assert!(
         left.is_empty(),
         "left behind after plane.sh down:\n{}",

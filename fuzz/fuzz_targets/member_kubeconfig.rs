@@ -1,14 +1,16 @@
 //! Fuzzes reading a member's kubeconfig out of a hub Secret: any bytes under
 //! the key either give a clear problem or a kubeconfig that can run no
 //! program, read no local file and (unless the node allows it) skips no TLS
-//! verification. Nothing panics.
+//! verification, sends no credential over plain HTTP and goes through no proxy:
+//! the last two checked on the client configuration that is really built.
+//! Nothing panics.
 
 #![no_main]
 
 use std::collections::BTreeMap;
 
 use flowfed::api::SecretKeyRef;
-use flowfed::catalog::member::kubeconfig_in_secret;
+use flowfed::catalog::member::{client_config, kubeconfig_in_secret};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use libfuzzer_sys::fuzz_target;
@@ -65,7 +67,20 @@ fuzz_target!(|bytes: &[u8]| {
             }
         }
     }
-    // Allowing insecure TLS only ever accepts more.
+    if let Ok(kubeconfig) = &strict
+        && let Ok(config) = futures::executor::block_on(client_config(kubeconfig.clone()))
+    {
+        assert_eq!(
+            config.cluster_url.scheme_str(),
+            Some("https"),
+            "plain HTTP accepted without the node's consent"
+        );
+        assert!(
+            config.proxy_url.is_none(),
+            "a proxy accepted without the node's consent"
+        );
+    }
+    // Allowing insecure transport only ever accepts more.
     assert!(
         strict.is_err() || lenient.is_ok(),
         "allowing more refused more"

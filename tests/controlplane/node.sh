@@ -271,13 +271,10 @@ node_down() {
   eval "$("$here/build.sh" --print)"
   local c pid f
   for c in kube-proxy kubelet kube-scheduler; do stop_component "$c"; done
-  # Container processes and the shims that reap them: the shims by the pid files
-  # containerd wrote, the containers by the node's own cgroups.
+  # Container processes and the shims that reap them: the containers by the
+  # node's own cgroups, the shims by the containerd address only this plane uses.
   node_kill_cgroup_procs
-  while IFS= read -r f; do
-    pid="$(cat "$f" 2>/dev/null)"
-    pid_alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
-  done < <(find "$state/containerd/state" -name shim.pid 2>/dev/null)
+  for pid in $(node_shim_pids); do kill -KILL "$pid" 2>/dev/null || true; done
   stop_component containerd
   node_kill_cgroup_procs
   # Mounts under the state directory (overlay rootfs, Pod volumes, netns), deepest first.
@@ -293,6 +290,16 @@ node_down() {
   done
   [[ "$(cat "$node_lock" 2>/dev/null)" == "$meta" ]] && rm -f "$node_lock"
   return 0
+}
+
+node_shim_pids() {
+  local f
+  for f in /proc/[0-9]*/cmdline; do
+    if tr '\0' ' ' <"$f" 2>/dev/null | grep -qF -- "-address $state/containerd/containerd.sock"; then
+      f="${f#/proc/}"
+      echo "${f%/cmdline}"
+    fi
+  done
 }
 
 node_cgroup_dirs() {

@@ -72,13 +72,15 @@ load_state() {
   state="$(cat "$meta/state" 2>/dev/null)" || die "plane '$name' is not up (no $meta/state)"
 }
 
-# start_component COMPONENT: run the component's launch script in the background.
+# start_component COMPONENT: run the component's launch script in the background,
+# in a session of its own: a Ctrl-C to the caller (the demo, a test run) must not
+# kill the plane's processes out of order; `down` stops them.
 start_component() {
   local c="$1"
   local pid
   pid="$(component_pid "$c")"
   if pid_alive "$pid"; then return 0; fi
-  nohup "$state/run-$c.sh" >>"$state/$c.log" 2>&1 </dev/null &
+  setsid "$state/run-$c.sh" >>"$state/$c.log" 2>&1 </dev/null &
   echo $! >"$meta/$c.pid"
 }
 

@@ -424,6 +424,67 @@ pub fn flowfed_binary() -> PathBuf {
         .clone()
 }
 
+/// Host state a node plane `name` could leave behind: processes and mounts
+/// under its state directory, its bridge, veth pairs, kube-proxy's, the
+/// kubelet's and CNI's iptables chains, and its cgroups. Call it while the
+/// plane's metadata (`.flowfed/NAME/state`) still exists, or after: the state
+/// directory's name is `flowfed-NAME.*` either way.
+pub fn node_leftovers(name: &str) -> Vec<String> {
+    let state = format!("/flowfed-{name}.");
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(&state) {
+                left.push(format!(
+                    "process {}: {cmdline}",
+                    entry.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    left.extend(
+        mounts
+            .lines()
+            .filter(|m| m.contains(&state))
+            .map(|m| format!("mount {m}")),
+    );
+    if let Ok(links) = Command::new("ip").args(["-o", "link", "show"]).output() {
+        for line in String::from_utf8_lossy(&links.stdout).lines() {
+            if line.contains("flowfed0") || line.contains("veth") {
+                left.push(format!("interface {line}"));
+            }
+        }
+    }
+    for command in ["iptables", "ip6tables"] {
+        for table in ["filter", "nat", "mangle"] {
+            let Ok(rules) = Command::new(command).args(["-t", table, "-S"]).output() else {
+                continue;
+            };
+            for rule in String::from_utf8_lossy(&rules.stdout).lines() {
+                if rule.contains("KUBE-") || rule.contains("CNI-") {
+                    left.push(format!("{command} {table}: {rule}"));
+                }
+            }
+        }
+    }
+    let cgroup = format!("flowfed-{name}");
+    for controller in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if controller.path().join(&cgroup).exists() {
+            left.push(format!(
+                "cgroup {}",
+                controller.path().join(&cgroup).display()
+            ));
+        }
+    }
+    left
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; bind it soon).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -24,6 +24,8 @@ use crate::api::{CatalogEntry, DataFlowNode, SecretKeyRef};
 pub enum MemberProblem {
     #[error("kubeconfig Secret {0} not found")]
     SecretMissing(String),
+    #[error("kubeconfig Secret {secret} cannot be read by flowfed ({why})")]
+    SecretUnreadable { secret: String, why: String },
     #[error("kubeconfig Secret {secret} has no key {key}")]
     KeyMissing { secret: String, key: String },
     #[error("kubeconfig is not valid: {0}")]
@@ -44,6 +46,7 @@ impl MemberProblem {
     pub fn reason(&self) -> &'static str {
         match self {
             MemberProblem::SecretMissing(_) => "KubeconfigSecretMissing",
+            MemberProblem::SecretUnreadable { .. } => "KubeconfigSecretUnreadable",
             MemberProblem::KeyMissing { .. } => "KubeconfigKeyMissing",
             MemberProblem::InvalidKubeconfig(_) => "InvalidKubeconfig",
             MemberProblem::RefusedKubeconfig(_) => "RefusedKubeconfig",
@@ -53,10 +56,22 @@ impl MemberProblem {
 }
 
 /// Parses a kubeconfig and refuses anything that could run a program, read a
-/// local file, or (unless `allow_insecure`) skip TLS verification.
+/// local file, or (unless `allow_insecure`) skip TLS verification, send the
+/// credentials over plain HTTP or route member traffic through a proxy.
+///
+/// Problems name the user or cluster and the kind of problem only: they end up
+/// in conditions that tenants read, and a parser's message can quote the
+/// offending value, which may be a token.
 pub fn check_kubeconfig(yaml: &str, allow_insecure: bool) -> Result<Kubeconfig, MemberProblem> {
-    let config =
-        Kubeconfig::from_yaml(yaml).map_err(|e| MemberProblem::InvalidKubeconfig(e.to_string()))?;
+    let config = Kubeconfig::from_yaml(yaml).map_err(|_| {
+        MemberProblem::InvalidKubeconfig(match serde_yaml::from_str::<serde_yaml::Value>(yaml) {
+            Err(e) => match e.location() {
+                Some(at) => format!("not YAML (line {}, column {})", at.line(), at.column()),
+                None => "not YAML".into(),
+            },
+            Ok(_) => "YAML, but not a kubeconfig (a field has the wrong type or shape)".into(),
+        })
+    })?;
     let refuse = |what: String| Err(MemberProblem::RefusedKubeconfig(what));
     for named in &config.auth_infos {
         let Some(auth) = &named.auth_info else {
@@ -93,6 +108,22 @@ pub fn check_kubeconfig(yaml: &str, allow_insecure: bool) -> Result<Kubeconfig, 
         if cluster.insecure_skip_tls_verify == Some(true) && !allow_insecure {
             return refuse(format!(
                 "cluster {} sets insecure-skip-tls-verify; set spec.catalog.allowInsecureMemberTls on the node to accept it",
+                named.name
+            ));
+        }
+        let plain_http = cluster
+            .server
+            .as_deref()
+            .is_some_and(|server| !server.trim().to_ascii_lowercase().starts_with("https://"));
+        if plain_http && !allow_insecure {
+            return refuse(format!(
+                "cluster {} has a server that is not https:// (the credentials would cross the network in clear text); set spec.catalog.allowInsecureMemberTls on the node to accept it",
+                named.name
+            ));
+        }
+        if cluster.proxy_url.is_some() && !allow_insecure {
+            return refuse(format!(
+                "cluster {} sets proxy-url (every member request would go through that proxy); set spec.catalog.allowInsecureMemberTls on the node to accept it",
                 named.name
             ));
         }
@@ -198,11 +229,28 @@ impl Members {
         }
         let secrets: Api<Secret> = Api::namespaced(hub.clone(), &secret_ref.namespace);
         let secret_name = format!("{}/{}", secret_ref.namespace, secret_ref.name);
-        let secret = secrets.get_opt(&secret_ref.name).await.map_err(|e| {
-            MemberProblem::Unreachable(format!("reading Secret {secret_name}: {e}"))
-        })?;
-        let Some(secret) = secret else {
-            return self.record(node, None, Err(MemberProblem::SecretMissing(secret_name)));
+        // A Secret that cannot be read is recorded like any other problem:
+        // reported on the node, re-read on the problem's schedule, and never
+        // holding a product's deletion.
+        let secret = match secrets.get_opt(&secret_ref.name).await {
+            Ok(Some(secret)) => secret,
+            Ok(None) => {
+                return self.record(node, None, Err(MemberProblem::SecretMissing(secret_name)));
+            }
+            Err(error) => {
+                let why = match &error {
+                    kube::Error::Api(status) if status.code == 401 || status.code == 403 => {
+                        "forbidden: the chart lets it read Secrets in memberClusters.secretNamespace only".to_owned()
+                    }
+                    kube::Error::Api(status) => format!("the hub answered {}", status.code),
+                    _ => "the hub did not answer".to_owned(),
+                };
+                let problem = MemberProblem::SecretUnreadable {
+                    secret: secret_name,
+                    why,
+                };
+                return self.record(node, None, Err(problem));
+            }
         };
         let version = secret.metadata.resource_version.clone();
         {
@@ -383,15 +431,13 @@ async fn build(
     allow_insecure: bool,
 ) -> Result<(Member, HashMap<String, String>), MemberProblem> {
     let kubeconfig = kubeconfig_in_secret(secret, secret_ref, secret_name, allow_insecure)?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .map_err(|e| MemberProblem::InvalidKubeconfig(e.to_string()))?;
+    let mut config = client_config(kubeconfig).await?;
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(15));
     config.write_timeout = Some(Duration::from_secs(15));
-    let client =
-        Client::try_from(config).map_err(|e| MemberProblem::InvalidKubeconfig(e.to_string()))?;
+    let client = Client::try_from(config).map_err(|_| {
+        MemberProblem::InvalidKubeconfig("no client can be built from it (its TLS material)".into())
+    })?;
     let listed = prepare(&client, namespace)
         .await
         .map_err(|e| MemberProblem::Unreachable(e.to_string()))?;
@@ -402,6 +448,18 @@ async fn build(
         },
         listed,
     ))
+}
+
+/// The client configuration a checked kubeconfig gives (what `build` connects
+/// with; the tests and the fuzz target check this, not the kubeconfig's fields).
+pub async fn client_config(kubeconfig: Kubeconfig) -> Result<kube::Config, MemberProblem> {
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|_| {
+            MemberProblem::InvalidKubeconfig(
+                "its current context, cluster or user cannot be resolved, or its embedded data is not valid".into(),
+            )
+        })
 }
 
 /// Installs (or updates) the CatalogEntry CRD and the catalog namespace, and
@@ -525,6 +583,69 @@ mod tests {
             check_kubeconfig(&insecure, true).is_ok(),
             "allowed explicitly by the node"
         );
+    }
+
+    /// The transport a member client would use, read from the client
+    /// configuration that is really built, not from the kubeconfig's fields.
+    async fn transport(yaml: &str, allow_insecure: bool) -> Result<(String, bool), MemberProblem> {
+        let config = client_config(check_kubeconfig(yaml, allow_insecure)?).await?;
+        Ok((
+            config
+                .cluster_url
+                .scheme_str()
+                .unwrap_or_default()
+                .to_owned(),
+            config.proxy_url.is_some(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn member_kubeconfigs_with_http_or_a_proxy_are_refused_unless_the_node_allows_it() {
+        let https = kubeconfig("    token: abc", "");
+        assert_eq!(
+            transport(&https, false).await.unwrap(),
+            ("https".into(), false)
+        );
+        for (yaml, fragment) in [
+            (https.replace("https://", "http://"), "not https://"),
+            (https.replace("https://", "HTTP://"), "not https://"),
+            (
+                kubeconfig("    token: abc", "    proxy-url: http://127.0.0.1:3128"),
+                "proxy-url",
+            ),
+        ] {
+            match transport(&yaml, false).await {
+                Err(MemberProblem::RefusedKubeconfig(message)) => {
+                    assert!(message.contains(fragment), "{message}")
+                }
+                other => panic!("{yaml}: expected a refusal, got {other:?}"),
+            }
+            assert!(
+                transport(&yaml, true).await.is_ok(),
+                "allowed explicitly by the node: {yaml}"
+            );
+        }
+    }
+
+    #[test]
+    fn kubeconfig_problems_never_quote_the_secret_text() {
+        let token = "s3cr3t-t0ken-value";
+        for yaml in [
+            // A token where a list belongs, a token in broken YAML, a token as a key.
+            format!("apiVersion: v1\nkind: Config\nusers: {token}"),
+            format!(
+                "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user: {{token: \"{token}\"\n"
+            ),
+            format!("{token}: [\n"),
+            kubeconfig(
+                &format!("    token: {token}\n    client-certificate-data: [{token}]"),
+                "",
+            ),
+        ] {
+            let problem = check_kubeconfig(&yaml, false).expect_err("not a usable kubeconfig");
+            assert!(!problem.to_string().contains(token), "{problem}");
+            assert!(!problem.to_string().contains("t0ken"), "{problem}");
+        }
     }
 
     #[test]

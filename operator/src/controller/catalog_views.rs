@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::runtime::reflector::Store;
 
 use super::status::{apply_status, managers};
@@ -88,7 +88,13 @@ async fn sweep_orphans(ctx: &Context, products: &Store<DataProduct>) -> Result<(
             continue;
         };
         let api: Api<CatalogEntry> = Api::namespaced(member.client.clone(), &member.namespace);
-        let listed = match api.list(&Default::default()).await {
+        // Only flowfed's own entries: one someone else made is never touched.
+        let managed = ListParams::default().labels(&format!(
+            "{}={}",
+            crate::catalog::MANAGED_BY_LABEL,
+            crate::catalog::MANAGED_BY
+        ));
+        let listed = match api.list(&managed).await {
             Ok(list) => list.items,
             Err(error) => {
                 ctx.members.failed(

@@ -97,6 +97,8 @@ pub struct Context {
     pub hub_entry_writes: tokio::sync::Semaphore,
     /// Federation links written by this process, not yet seen by the watch.
     pub link_writes: federation::LinkWrites,
+    /// Consecutive failures per object, for growing retry delays.
+    pub retries: Retries,
     /// The tunables.
     pub settings: Settings,
     /// True once the node and link caches have synced; nothing is derived from
@@ -173,6 +175,7 @@ pub async fn run(
         status_writes: product::StatusWrites::default(),
         hub_entry_writes: tokio::sync::Semaphore::new(product::HUB_ENTRY_WRITES_IN_FLIGHT),
         link_writes: federation::LinkWrites::default(),
+        retries: Retries::default(),
         settings: settings.clone(),
         caches_ready: AtomicBool::new(false),
         catalog_ready: AtomicBool::new(false),
@@ -214,7 +217,14 @@ pub async fn run(
         .with_config(ControllerConfig::default().concurrency(settings.probe_concurrency))
         .graceful_shutdown_on(stopped())
         .run(
-            |node, ctx| instrumented("node", ctx.metrics.clone(), node::reconcile(node, ctx)),
+            |node, ctx| {
+                instrumented(
+                    "node",
+                    node.clone(),
+                    ctx.clone(),
+                    node::reconcile(node, ctx),
+                )
+            },
             error_policy,
             ctx.clone(),
         )
@@ -255,7 +265,14 @@ pub async fn run(
         .with_config(ControllerConfig::default().concurrency(64))
         .graceful_shutdown_on(stopped())
         .run(
-            |link, ctx| instrumented("link", ctx.metrics.clone(), link::reconcile(link, ctx)),
+            |link, ctx| {
+                instrumented(
+                    "link",
+                    link.clone(),
+                    ctx.clone(),
+                    link::reconcile(link, ctx),
+                )
+            },
             error_policy,
             ctx.clone(),
         )
@@ -308,7 +325,8 @@ pub async fn run(
             |federation, ctx| {
                 instrumented(
                     "federation",
-                    ctx.metrics.clone(),
+                    federation.clone(),
+                    ctx.clone(),
                     federation::reconcile(federation, ctx),
                 )
             },
@@ -372,7 +390,8 @@ pub async fn run(
             |product, ctx| {
                 instrumented(
                     "catalog",
-                    ctx.metrics.clone(),
+                    product.clone(),
+                    ctx.clone(),
                     product::reconcile(product, ctx),
                 )
             },
@@ -451,28 +470,81 @@ pub async fn run(
 }
 
 /// Times a reconcile and counts its result.
-async fn instrumented<F>(
+async fn instrumented<K, F>(
     controller: &'static str,
-    metrics: Arc<Metrics>,
+    object: Arc<K>,
+    ctx: Arc<Context>,
     reconcile: F,
 ) -> Result<Action>
 where
+    K: Resource<DynamicType = ()>,
     F: Future<Output = Result<Action>>,
 {
     let started = Instant::now();
     let result = reconcile.await;
     let label = match &result {
-        Ok(_) => "success",
+        Ok(_) => {
+            ctx.retries.succeeded(&retry_key(object.as_ref()));
+            "success"
+        }
         Err(error) => error.category(),
     };
-    metrics.observe_reconcile(controller, label, started.elapsed().as_secs_f64());
+    ctx.metrics
+        .observe_reconcile(controller, label, started.elapsed().as_secs_f64());
     result
 }
 
-/// Transient failures retry after a jittered delay; the error is logged and counted.
-fn error_policy<K: Resource>(object: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(object = %object.meta().name.as_deref().unwrap_or_default(), category = error.category(), %error, "reconcile failed");
-    Action::requeue(jittered(Duration::from_secs(5)))
+/// Failures retry after a delay that doubles with each consecutive failure of
+/// the same object (5 s up to 5 min, plus jitter), so a persistent problem does
+/// not cost the API server a request every few seconds for ever; a success
+/// starts the object over. The error is logged and counted.
+fn error_policy<K: Resource<DynamicType = ()>>(
+    object: Arc<K>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let delay = ctx.retries.after_failure(&retry_key(object.as_ref()));
+    tracing::warn!(object = %object.meta().name.as_deref().unwrap_or_default(), category = error.category(), %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+fn retry_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.meta().namespace.as_deref().unwrap_or_default(),
+        object.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Consecutive reconcile failures by object (see [`error_policy`]).
+#[derive(Default)]
+pub struct Retries {
+    failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+const FIRST_RETRY: Duration = Duration::from_secs(5);
+const MAX_RETRY: Duration = Duration::from_secs(300);
+
+impl Retries {
+    /// Records one more failure of `key` and returns how long to wait.
+    pub fn after_failure(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().expect("retries lock");
+        let count = failures.entry(key.to_owned()).or_insert(0);
+        *count = count.saturating_add(1);
+        jittered(retry_base(*count))
+    }
+
+    /// Forgets `key`'s failures: its next failure waits the first delay again.
+    pub fn succeeded(&self, key: &str) {
+        self.failures.lock().expect("retries lock").remove(key);
+    }
+}
+
+/// The delay before jitter after `failures` consecutive failures.
+fn retry_base(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(10);
+    FIRST_RETRY.saturating_mul(1 << doublings).min(MAX_RETRY)
 }
 
 /// `base` plus up to 50% random jitter, so retries of many objects spread out.
@@ -482,4 +554,33 @@ pub(crate) fn jittered(base: Duration) -> Duration {
         .unwrap_or_default()
         .subsec_nanos();
     base + base.mul_f64(f64::from(nanos % 1000) / 2000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_with_jitter_per_object_and_reset_on_success() {
+        let retries = Retries::default();
+        let mut previous = Duration::ZERO;
+        for failure in 1..=8u32 {
+            let delay = retries.after_failure("DataProduct/dfn-a/p");
+            let base = retry_base(failure);
+            assert!(
+                delay >= base && delay <= base.mul_f64(1.5),
+                "{failure}: {delay:?}"
+            );
+            assert!(base >= previous, "never shorter than the last");
+            previous = base;
+        }
+        assert_eq!(retry_base(1), FIRST_RETRY);
+        assert_eq!(retry_base(2), FIRST_RETRY * 2);
+        assert_eq!(retry_base(8), MAX_RETRY, "capped");
+        assert_eq!(retry_base(u32::MAX), MAX_RETRY, "no overflow");
+        // Another object starts at the first delay; a success starts over.
+        assert!(retries.after_failure("DataProduct/dfn-a/q") < FIRST_RETRY * 2);
+        retries.succeeded("DataProduct/dfn-a/p");
+        assert!(retries.after_failure("DataProduct/dfn-a/p") < FIRST_RETRY * 2);
+    }
 }

@@ -1,0 +1,65 @@
+//! `make demo` as a new user runs it, and stops it: the demo's process group
+//! gets the signal a terminal sends on Ctrl-C (here SIGTERM, as a supervisor
+//! would send), and nothing the demo started may be left once it has exited:
+//! no process, mount, interface, cgroup or iptables rule of its plane and node.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flowfed_tests::{node_leftovers, repo_root};
+
+#[test]
+fn stopping_the_demo_stops_everything_it_started() {
+    let name = format!("t{}-demo", std::process::id());
+    let mut demo = Command::new(repo_root().join("scripts/demo.sh"))
+        .env("FLOWFED_DEMO_PLANE", &name)
+        .current_dir(repo_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = demo.id();
+    let mut printed = Vec::new();
+    for line in BufReader::new(demo.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        printed.push(line.clone());
+        if line.starts_with("Ctrl-C stops") {
+            break;
+        }
+    }
+    let printed = printed.join("\n");
+    assert!(
+        printed.contains("flowfed demo: the national network is interconnected"),
+        "the demo came up: {printed}"
+    );
+    assert!(printed.contains("NoCrossBorderMechanism"), "{printed}");
+    assert!(!node_leftovers(&name).is_empty(), "the demo runs a node");
+
+    let stopping = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{pgid}")])
+        .status();
+    assert!(status.unwrap().success());
+    let grace = Duration::from_secs(120);
+    while demo.try_wait().unwrap().is_none() {
+        assert!(
+            stopping.elapsed() < grace,
+            "the demo still runs {grace:?} after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("the demo stopped in {:?}", stopping.elapsed());
+    let left = node_leftovers(&name);
+    assert!(
+        left.is_empty(),
+        "left behind by the demo:\n{}",
+        left.join("\n")
+    );
+    assert!(
+        !repo_root().join(".flowfed").join(&name).exists(),
+        "its plane is removed"
+    );
+}
