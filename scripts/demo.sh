@@ -16,9 +16,11 @@ eval "$(tests/controlplane/build.sh --print)"
 
 sleeper=""
 cleanup() {
-  # A second Ctrl-C must not cut the cleanup short.
-  trap '' INT TERM
+  # Nothing may cut the cleanup short: not a second Ctrl-C, not a closed
+  # terminal or pipe (SIGPIPE), not a failing command.
+  trap '' INT TERM PIPE
   trap - EXIT
+  set +e
   [[ -n "$sleeper" ]] && kill "$sleeper" 2>/dev/null
   echo "stopping the plane and its node..."
   # plane.sh down bounds each wait and kills what does not stop.

@@ -22,11 +22,20 @@ fn stopping_the_demo_stops_everything_it_started() {
         .spawn()
         .unwrap();
     let pgid = demo.id();
+    // Read the demo's output on a thread to the end (a closed pipe would be a
+    // different test: of SIGPIPE), and wait here for its last line.
+    let (lines, printed_lines) = std::sync::mpsc::channel();
+    let stdout = demo.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
     let mut printed = Vec::new();
-    for line in BufReader::new(demo.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        printed.push(line.clone());
-        if line.starts_with("Ctrl-C stops") {
+    while let Ok(line) = printed_lines.recv_timeout(Duration::from_secs(900)) {
+        let last = line.starts_with("Ctrl-C stops");
+        printed.push(line);
+        if last {
             break;
         }
     }
@@ -52,6 +61,11 @@ fn stopping_the_demo_stops_everything_it_started() {
         std::thread::sleep(Duration::from_millis(200));
     }
     println!("the demo stopped in {:?}", stopping.elapsed());
+    let said: Vec<String> = printed_lines.try_iter().collect();
+    assert!(
+        said.iter().any(|l| l.contains("plane removed")),
+        "the demo said it cleaned up: {said:?}"
+    );
     let left = node_leftovers(&name);
     assert!(
         left.is_empty(),

@@ -228,7 +228,9 @@ async fn erroring_member() -> (std::net::SocketAddr, Arc<Mutex<Vec<Instant>>>) {
     (addr, seen)
 }
 
-async fn add_member_node(client: &kube::Client, node: &str, kubeconfig: String) {
+/// A node whose catalog view lives in the member `kubeconfig` reaches; a
+/// member served over plain HTTP needs the node's consent (`plain_http`).
+async fn add_member_node(client: &kube::Client, node: &str, kubeconfig: String, plain_http: bool) {
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": format!("{node}-kubeconfig")},
         "stringData": {"kubeconfig": kubeconfig}
@@ -244,7 +246,8 @@ async fn add_member_node(client: &kube::Client, node: &str, kubeconfig: String) 
                  "probe": {"intervalSeconds": 3600, "timeoutSeconds": 1},
                  "catalog": {
                      "kubeconfigSecretRef": {"namespace": OPERATOR_NAMESPACE, "name": format!("{node}-kubeconfig"), "key": "kubeconfig"},
-                     "memberNamespace": "catalog"
+                     "memberNamespace": "catalog",
+                     "allowInsecureMemberTls": plain_http
                  }}
     }))
     .unwrap();
@@ -287,8 +290,9 @@ async fn a_member_answering_only_errors_is_backed_off_and_the_others_keep_syncin
         "current-context": "wuxi",
     }))
     .unwrap();
-    add_member_node(&client, "suzhou", healthy.kubeconfig_yaml().unwrap()).await;
-    add_member_node(&client, "wuxi", broken).await;
+    add_member_node(&client, "suzhou", healthy.kubeconfig_yaml().unwrap(), false).await;
+    // The erroring member is a plain HTTP server: the node consents to that.
+    add_member_node(&client, "wuxi", broken, true).await;
     let products = 20;
     for i in 0..products {
         publish(&client, NODES[i % NODES.len()], &format!("p{i}")).await;

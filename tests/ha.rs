@@ -1,7 +1,9 @@
 //! High availability with real processes: two `flowfed run --leader-election`
 //! replicas share one Lease; only the holder writes, a SIGKILLed leader is
 //! replaced within the lease duration, and a SIGTERMed leader finishes, releases
-//! the Lease and exits within its grace period.
+//! the Lease and exits within its grace period. With the hub API server gone
+//! for longer than the Lease, the leader stops leading before the Lease could
+//! pass, and once it is back exactly one replica leads again.
 
 use std::time::{Duration, Instant};
 
@@ -171,4 +173,97 @@ async fn one_leader_writes_a_killed_leader_is_replaced_and_a_stopped_one_hands_o
         None,
         "the lease is released on shutdown"
     );
+}
+
+#[tokio::test]
+async fn after_the_hub_api_server_is_gone_longer_than_the_lease_one_replica_leads_again() {
+    let plane = Plane::start(&unique("ha-restart")).unwrap();
+    let client = plane.client().await.unwrap();
+    install_crds(&client).await.unwrap();
+    let operator_kubeconfig = plane.operator_kubeconfig().unwrap();
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "flowfed-system");
+    let spawn = |name: &str| {
+        OperatorProcess::start(
+            &operator_kubeconfig,
+            &[
+                "--leader-election",
+                "--lease-namespace",
+                "flowfed-system",
+                "--identity",
+                name,
+            ],
+        )
+        .unwrap()
+    };
+    let mut replicas = [("a", spawn("a")), ("b", spawn("b"))];
+    let leaders = |gauges: &[Option<i64>]| gauges.iter().filter(|g| **g == Some(1)).count();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while holder(&leases).await.is_none() {
+        assert!(Instant::now() < deadline, "nobody took the lease");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The API server goes away for longer than the Lease: the leader's
+    // renewal fails, and it stops leading before the Lease could expire.
+    plane.stop_component("kube-apiserver").unwrap();
+    let stopped = Instant::now();
+    loop {
+        let mut gauges = Vec::new();
+        for (_, replica) in &replicas {
+            gauges.push(leader_gauge(replica).await);
+        }
+        if leaders(&gauges) == 0 {
+            break;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(LEASE_SECONDS),
+            "a replica still leads {LEASE_SECONDS} s after losing the API server: {gauges:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "no leader {:?} after the API server stopped",
+        stopped.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(LEASE_SECONDS + 5).saturating_sub(stopped.elapsed()))
+        .await;
+    plane.start_component("kube-apiserver").unwrap();
+
+    // Both replicas are still there, and exactly one leads again.
+    let restarted = Instant::now();
+    let bound = Duration::from_secs(2 * LEASE_SECONDS + 10);
+    loop {
+        for (name, replica) in &mut replicas {
+            assert!(
+                replica.child.try_wait().unwrap().is_none(),
+                "replica {name} exited"
+            );
+        }
+        let mut gauges = Vec::new();
+        for (_, replica) in &replicas {
+            gauges.push(leader_gauge(replica).await);
+        }
+        let holder = holder(&leases).await;
+        let leader = replicas
+            .iter()
+            .zip(&gauges)
+            .find(|(_, gauge)| **gauge == Some(1))
+            .map(|((name, _), _)| *name);
+        if leaders(&gauges) == 1 && holder.as_deref() == leader {
+            println!(
+                "{leader:?} leads again {:?} after the restart",
+                restarted.elapsed()
+            );
+            break;
+        }
+        assert!(
+            restarted.elapsed() < bound,
+            "no single leader {bound:?} after the restart: gauges {gauges:?}, holder {holder:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for (_, replica) in &replicas {
+        let (status, _) = replica.get("/healthz").await.expect("answers");
+        assert_eq!(status, 200, "healthy once the election works again");
+    }
 }

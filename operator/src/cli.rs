@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -70,7 +71,7 @@ impl Cli {
                 identity,
             } => {
                 init_tracing(log_format);
-                let election = leader_election.then(|| LeaderElection {
+                let election = leader_election.then(|| ElectionSpec {
                     namespace: lease_namespace,
                     lease: lease_name,
                     identity: identity.unwrap_or_else(default_identity),
@@ -100,16 +101,52 @@ fn default_identity() -> String {
     format!("{}-{}", host.trim(), std::process::id())
 }
 
-async fn run(http_addr: SocketAddr, election: Option<LeaderElection>) -> anyhow::Result<()> {
-    let client = kube::Client::try_default().await?;
+/// Which Lease to hold, as whom (the client is made in [`run`]).
+struct ElectionSpec {
+    namespace: String,
+    lease: String,
+    identity: String,
+}
+
+/// How long a stopping operator waits for in-flight work and the Lease's
+/// release, whatever the API server does: inside the chart's default
+/// `terminationGracePeriodSeconds` (30).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+async fn run(http_addr: SocketAddr, election: Option<ElectionSpec>) -> anyhow::Result<()> {
+    let config = kube::Config::infer().await?;
+    let client = kube::Client::try_from(config.clone())?;
+    let election = match election {
+        None => None,
+        Some(spec) => Some(LeaderElection {
+            namespace: spec.namespace,
+            lease: spec.lease,
+            identity: spec.identity,
+            client: runtime::lease_client(config)?,
+        }),
+    };
     let operator = runtime::start(client, Settings::default(), http_addr, election).await?;
     let shutdown = operator.shutdown_handle();
+    let (signalled, mut signal_seen) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("signal received; finishing in-flight work");
         let _ = shutdown.send(true);
+        let _ = signalled.send(true);
     });
-    operator.wait().await
+    let operator = operator.wait();
+    tokio::pin!(operator);
+    tokio::select! {
+        outcome = &mut operator => return outcome,
+        _ = signal_seen.wait_for(|seen| *seen) => {}
+    }
+    match tokio::time::timeout(SHUTDOWN_GRACE, operator).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight work did not finish in time; exiting");
+            Ok(())
+        }
+    }
 }
 
 async fn wait_for_signal() {

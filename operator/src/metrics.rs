@@ -28,6 +28,8 @@ use crate::policy::BlockReason;
 /// The operator's metrics.
 pub struct Metrics {
     registry: Registry,
+    /// The collectors of the current leadership term (see [`TermCollectors`]).
+    term: Arc<TermCollectors>,
     /// Reconciles by controller and result (`success` or an error category).
     pub reconcile_total: IntCounterVec,
     /// Reconcile wall time by controller.
@@ -84,8 +86,13 @@ impl Metrics {
         registry
             .register(Box::new(leader.clone()))
             .expect("unique metric");
+        let term = Arc::new(TermCollectors::default());
+        registry
+            .register(Box::new(TermCollectorsHandle(term.clone())))
+            .expect("term collectors registered once");
         Metrics {
             registry,
+            term,
             reconcile_total,
             reconcile_duration_seconds,
             catalog_release_to_visible_seconds,
@@ -93,18 +100,23 @@ impl Metrics {
         }
     }
 
-    /// Registers the collector that reads catalog state at scrape time.
+    /// Sets the collector that reads catalog state at scrape time, for this
+    /// leadership term.
     pub fn register_catalog(&self, collector: CatalogCollector) {
-        self.registry
-            .register(Box::new(collector))
-            .expect("catalog collector registered once");
+        *self.term.catalog.lock().expect("term collectors lock") = Some(collector);
     }
 
-    /// Registers the collector that reads network state at scrape time.
+    /// Sets the collector that reads network state at scrape time, for this
+    /// leadership term.
     pub fn register_network(&self, collector: NetworkCollector) {
-        self.registry
-            .register(Box::new(collector))
-            .expect("network collector registered once");
+        *self.term.network.lock().expect("term collectors lock") = Some(collector);
+    }
+
+    /// Ends a leadership term: a standby exports no network or catalog state
+    /// (it watches nothing), and the next term sets its own collectors.
+    pub fn end_term(&self) {
+        *self.term.network.lock().expect("term collectors lock") = None;
+        *self.term.catalog.lock().expect("term collectors lock") = None;
     }
 
     /// Records one reconcile.
@@ -271,6 +283,47 @@ impl NetworkCollector {
             gauges: Mutex::new(gauges),
             descs,
         }
+    }
+}
+
+/// The collectors that read a leadership term's caches. A replica may lead
+/// several times in its life, each time with new caches, while a registry
+/// takes each collector once: so one handle is registered, and it delegates.
+#[derive(Default)]
+struct TermCollectors {
+    network: Mutex<Option<NetworkCollector>>,
+    catalog: Mutex<Option<CatalogCollector>>,
+}
+
+struct TermCollectorsHandle(Arc<TermCollectors>);
+
+impl Collector for TermCollectorsHandle {
+    /// None up front: the families depend on the term's collectors.
+    fn desc(&self) -> Vec<&Desc> {
+        Vec::new()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut families = Vec::new();
+        if let Some(network) = self
+            .0
+            .network
+            .lock()
+            .expect("term collectors lock")
+            .as_ref()
+        {
+            families.extend(network.collect());
+        }
+        if let Some(catalog) = self
+            .0
+            .catalog
+            .lock()
+            .expect("term collectors lock")
+            .as_ref()
+        {
+            families.extend(catalog.collect());
+        }
+        families
     }
 }
 

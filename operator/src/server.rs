@@ -1,5 +1,6 @@
 //! The operator's HTTP endpoints: `/metrics` (Prometheus text), `/healthz`
-//! (the process is alive) and `/readyz` (the caches have synced).
+//! (the process can do its work: see `runtime` for when it cannot) and
+//! `/readyz` (the caches have synced).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::metrics::Metrics;
 struct Shared {
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    healthy: Arc<AtomicBool>,
 }
 
 /// Binds `addr` (so a port conflict fails at start) and returns the bound address
@@ -27,15 +29,20 @@ pub async fn bind(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    healthy: Arc<AtomicBool>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(metrics_text))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(Shared { metrics, ready });
+        .with_state(Shared {
+            metrics,
+            ready,
+            healthy,
+        });
     let server = async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -54,6 +61,17 @@ async fn metrics_text(State(shared): State<Shared>) -> impl IntoResponse {
         )],
         shared.metrics.render(),
     )
+}
+
+async fn healthz(State(shared): State<Shared>) -> impl IntoResponse {
+    if shared.healthy.load(Ordering::Acquire) {
+        (StatusCode::OK, "ok")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "leader election failing and no controller running",
+        )
+    }
 }
 
 async fn readyz(State(shared): State<Shared>) -> impl IntoResponse {

@@ -503,13 +503,21 @@ impl OperatorProcess {
     /// Starts `flowfed run` against `kubeconfig` with `args` added.
     pub fn start(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<OperatorProcess> {
         let http_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+        // Its log, for the post-mortem of a failed test: target/test-logs/.
+        let logs = repo_root().join("target/test-logs");
+        std::fs::create_dir_all(&logs)?;
+        let log = std::fs::File::create(logs.join(format!(
+            "operator-{}-{}.log",
+            std::process::id(),
+            http_addr.port()
+        )))?;
         let child = Command::new(flowfed_binary())
             .args(["run", "--http-addr", &http_addr.to_string()])
             .args(args)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "warn,flowfed=info")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()?;
         Ok(OperatorProcess { child, http_addr })
     }

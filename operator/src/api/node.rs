@@ -173,8 +173,10 @@ pub struct NodeCatalogSpec {
     #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("catalog.memberNamespace must be a DNS label: lower-case letters, digits and '-'"))]
     pub member_namespace: Option<String>,
 
-    /// Accept a member kubeconfig that sets insecure-skip-tls-verify. Off by default:
-    /// without it such a kubeconfig is refused.
+    /// Accept insecure transport to the member cluster: a kubeconfig that sets
+    /// insecure-skip-tls-verify, names an http:// server (credentials in clear
+    /// text) or sets a proxy-url. Off by default: without it such a kubeconfig is
+    /// refused.
     #[serde(default)]
     pub allow_insecure_member_tls: bool,
 }
