@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::controller::Settings;
+use crate::probe::ProbeGuard;
 use crate::runtime::LeaderElection;
 use crate::{api, runtime};
 
@@ -42,6 +43,9 @@ enum Command {
         /// This replica's identity in the Lease (in a pod: its name).
         #[arg(long, env = "POD_NAME")]
         identity: Option<String>,
+        /// Probe endpoints at link-local (cloud metadata) addresses too; refused by default.
+        #[arg(long, env = "FLOWFED_ALLOW_LINK_LOCAL_ENDPOINTS")]
+        allow_link_local_endpoints: bool,
     },
     /// Write the CustomResourceDefinitions as YAML, one file per kind.
     Crdgen {
@@ -69,6 +73,7 @@ impl Cli {
                 lease_namespace,
                 lease_name,
                 identity,
+                allow_link_local_endpoints,
             } => {
                 init_tracing(log_format);
                 let election = leader_election.then(|| ElectionSpec {
@@ -79,7 +84,7 @@ impl Cli {
                 tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .build()?
-                    .block_on(run(http_addr, election))
+                    .block_on(run(http_addr, election, allow_link_local_endpoints))
             }
         }
     }
@@ -113,7 +118,11 @@ struct ElectionSpec {
 /// `terminationGracePeriodSeconds` (30).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
-async fn run(http_addr: SocketAddr, election: Option<ElectionSpec>) -> anyhow::Result<()> {
+async fn run(
+    http_addr: SocketAddr,
+    election: Option<ElectionSpec>,
+    allow_link_local_endpoints: bool,
+) -> anyhow::Result<()> {
     let config = kube::Config::infer().await?;
     let client = kube::Client::try_from(config.clone())?;
     let election = match election {
@@ -125,7 +134,11 @@ async fn run(http_addr: SocketAddr, election: Option<ElectionSpec>) -> anyhow::R
             client: runtime::lease_client(config)?,
         }),
     };
-    let operator = runtime::start(client, Settings::default(), http_addr, election).await?;
+    let settings = Settings {
+        probe_guard: ProbeGuard::from_env(allow_link_local_endpoints),
+        ..Settings::default()
+    };
+    let operator = runtime::start(client, settings, http_addr, election).await?;
     let shutdown = operator.shutdown_handle();
     let (signalled, mut signal_seen) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

@@ -54,6 +54,8 @@ pub struct Settings {
     pub link_probe_interval: Duration,
     /// Reporter instance name for events (the pod name in a cluster).
     pub instance: String,
+    /// Addresses never probed (see [`crate::probe::guard`]).
+    pub probe_guard: crate::probe::ProbeGuard,
 }
 
 impl Default for Settings {
@@ -63,6 +65,7 @@ impl Default for Settings {
             probe_concurrency: 128,
             link_probe_interval: Duration::from_secs(10),
             instance: std::env::var("POD_NAME").unwrap_or_else(|_| "flowfed".into()),
+            probe_guard: crate::probe::ProbeGuard::from_env(false),
         }
     }
 }
@@ -164,7 +167,7 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
         metrics: metrics.clone(),
-        prober: Prober::new(),
+        prober: Prober::new(settings.probe_guard.clone()),
         nodes: nodes.store.clone(),
         links: links.store.clone(),
         entries: entries.store.clone(),

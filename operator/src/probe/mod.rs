@@ -3,15 +3,20 @@
 //! HTTP status, timeout).
 //!
 //! Clients are cached per TLS configuration (CA bundle, skip-verify), so probing
-//! a thousand gateways reuses a handful of connection pools.
+//! a thousand gateways reuses a handful of connection pools. Addresses the
+//! guard refuses (cloud metadata, the API server's own) are never contacted.
 
+pub mod guard;
 mod health;
 
+pub use guard::ProbeGuard;
 pub use health::{Health, Observation, rtt_moved, slow_threshold_millis};
+
+use guard::GuardedResolver;
 
 use std::collections::HashMap;
 use std::error::Error as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What to probe.
@@ -28,6 +33,8 @@ pub struct ProbeTarget {
 pub enum FailureKind {
     /// The endpoint or its CA bundle cannot be used at all.
     InvalidEndpoint,
+    /// The endpoint is an address flowfed does not probe (see [`guard`]).
+    RefusedEndpoint,
     DnsFailure,
     ConnectionRefused,
     TlsError,
@@ -43,6 +50,7 @@ impl FailureKind {
     pub fn reason(self) -> &'static str {
         match self {
             FailureKind::InvalidEndpoint => "InvalidEndpoint",
+            FailureKind::RefusedEndpoint => "EndpointRefused",
             FailureKind::DnsFailure => "DNSFailure",
             FailureKind::ConnectionRefused => "ConnectionRefused",
             FailureKind::TlsError => "TLSError",
@@ -60,25 +68,28 @@ pub enum ProbeOutcome {
     Failure { kind: FailureKind, message: String },
 }
 
-/// Probes endpoints, caching one HTTP client per TLS configuration.
+/// Probes endpoints, caching one HTTP client per TLS configuration, and
+/// never an address its [`ProbeGuard`] refuses.
 pub struct Prober {
     clients: Mutex<HashMap<(Option<String>, bool), reqwest::Client>>,
+    guard: Arc<ProbeGuard>,
 }
 
 impl Prober {
-    pub fn new() -> Self {
+    pub fn new(guard: ProbeGuard) -> Self {
         // reqwest is built without a default TLS provider; use ring, as kube does.
         // An error only means a provider is installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
         Prober {
             clients: Mutex::default(),
+            guard: Arc::new(guard),
         }
     }
 }
 
 impl Default for Prober {
     fn default() -> Self {
-        Self::new()
+        Self::new(ProbeGuard::default())
     }
 }
 
@@ -86,6 +97,12 @@ impl Prober {
     /// One GET of `target.url`, bounded by `timeout`. 2xx and 3xx count as success
     /// (redirects are not followed: the gateway answered).
     pub async fn probe(&self, target: &ProbeTarget, timeout: Duration) -> ProbeOutcome {
+        if let Err(message) = self.guard.check_url(&target.url) {
+            return ProbeOutcome::Failure {
+                kind: FailureKind::RefusedEndpoint,
+                message,
+            };
+        }
         let client = match self.client(target) {
             Ok(client) => client,
             Err(message) => {
@@ -124,6 +141,7 @@ impl Prober {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver(self.guard.clone())))
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("flowfed-probe/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &target.ca_bundle {
@@ -159,7 +177,9 @@ fn classify(error: &reqwest::Error, timeout: Duration) -> ProbeOutcome {
         source = cause.source();
     }
     let lower = chain.to_lowercase();
-    let kind = if error.is_timeout() || lower.contains("timed out") {
+    let kind = if lower.contains(guard::REFUSED) {
+        FailureKind::RefusedEndpoint
+    } else if error.is_timeout() || lower.contains("timed out") {
         FailureKind::Timeout
     } else if error.is_builder() {
         FailureKind::InvalidEndpoint
