@@ -671,3 +671,41 @@ async fn the_national_example_network_interconnects_under_its_federation() {
     assert!(body.contains("flowfed_federation_provinces_covered{federation=\"national\"} 25"));
     operator.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_link_channel_probe_uses_the_links_own_ca_bundle() {
+    let net = Network::new().await;
+    let operator = start_operator(&net.plane).await.unwrap();
+    let id = &net.label;
+    let a = Gateway::start("127.0.0.41").await.unwrap();
+    let b = Gateway::start("127.0.0.42").await.unwrap();
+    let channel = Gateway::start("127.0.0.43").await.unwrap();
+    let (from, to) = (format!("{id}-ca-a"), format!("{id}-ca-b"));
+    net.add_node(&from, &a.url(), "CN-GD", (23.0, 113.0)).await;
+    net.add_node(&to, &b.url(), "CN-GX", (22.8, 108.3)).await;
+    // The channel answers; only the link's bundle is unusable. A prober that
+    // ignored the link's caBundle would find the channel up.
+    let link = format!("{id}-ca");
+    net.add_link(
+        &link,
+        &from,
+        &to,
+        json!({"probe": {"url": channel.url(), "caBundle": "not a PEM certificate"}}),
+    )
+    .await;
+    let down = wait_for(&net.links(), &link, CONVERGE, |l| {
+        l.status
+            .as_ref()
+            .is_some_and(|s| s.state == flowfed::api::LinkState::Down)
+    })
+    .await
+    .unwrap();
+    let established = down
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.reason == "ChannelProbeFailing");
+    assert!(established.is_some(), "the channel probe is what fails");
+    operator.stop().await.unwrap();
+}

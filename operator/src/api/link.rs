@@ -72,11 +72,18 @@ pub struct InterCityLinkSpec {
 
 /// A probe through the link's channel.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct LinkProbe {
     /// URL probed with an HTTP GET through the channel; http or https.
     #[schemars(length(min = 8, max = 2048))]
     #[x_kube(validation = Rule::new("self.matches('^https?://[^/?#]+') && isURL(self)").message("probe.url must be an absolute http:// or https:// URL with a host"))]
     pub url: String,
+
+    /// PEM-encoded CA certificates that sign the channel endpoint's TLS
+    /// certificate (instead of the system roots), as a node's endpoint.caBundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 65536))]
+    pub ca_bundle: Option<String>,
 }
 
 /// State of a link.

@@ -270,7 +270,7 @@ pub async fn reconcile(link: Arc<InterCityLink>, ctx: Arc<Context>) -> Result<Ac
                     let timeout = interval / 3;
                     let target = ProbeTarget {
                         url: probe.url.clone(),
-                        ca_bundle: None,
+                        ca_bundle: probe.ca_bundle.clone(),
                         insecure_skip_verify: false,
                     };
                     let outcome = ctx.prober.probe(&target, timeout).await;

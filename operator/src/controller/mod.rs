@@ -456,11 +456,12 @@ pub async fn run(
         federation_controller,
         product_controller,
     );
-    let housekeeping = futures::future::join4(
+    let housekeeping = futures::future::join5(
         forget_deleted_nodes,
         forget_deleted_links,
         readiness,
         catalog_views,
+        evict_unused_probe_clients(ctx.clone()),
     );
     let drivers = futures::future::join3(nodes.drive(), links.drive(), entries.drive());
     // The controllers end on shutdown; the watch drivers and housekeeping run
@@ -495,6 +496,30 @@ where
     ctx.metrics
         .observe_reconcile(controller, label, started.elapsed().as_secs_f64());
     result
+}
+
+/// Every minute, drops the cached probe clients whose CA bundle no node and
+/// no link names any more.
+async fn evict_unused_probe_clients(ctx: Arc<Context>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let mut in_use: std::collections::HashSet<Option<String>> = ctx
+            .nodes
+            .state()
+            .iter()
+            .map(|n| n.spec.endpoint.ca_bundle.clone())
+            .collect();
+        in_use.extend(
+            ctx.links
+                .state()
+                .iter()
+                .filter_map(|l| l.spec.probe.as_ref())
+                .map(|p| p.ca_bundle.clone()),
+        );
+        in_use.insert(None);
+        ctx.prober.retain_bundles(&in_use);
+    }
 }
 
 /// Failures retry after a delay that doubles with each consecutive failure of

@@ -132,6 +132,21 @@ impl Prober {
         }
     }
 
+    /// Drops the cached clients whose CA bundle `in_use` no longer names (a
+    /// node or link changed or removed its bundle), so the cache holds one
+    /// client per bundle in use, not one per bundle ever seen.
+    pub fn retain_bundles(&self, in_use: &std::collections::HashSet<Option<String>>) {
+        self.clients
+            .lock()
+            .expect("prober lock")
+            .retain(|(bundle, _), _| in_use.contains(bundle));
+    }
+
+    /// How many HTTP clients are cached.
+    pub fn cached_clients(&self) -> usize {
+        self.clients.lock().expect("prober lock").len()
+    }
+
     fn client(&self, target: &ProbeTarget) -> Result<reqwest::Client, String> {
         let key = (target.ca_bundle.clone(), target.insecure_skip_verify);
         let mut clients = self.clients.lock().expect("prober lock");
@@ -200,4 +215,54 @@ fn classify(error: &reqwest::Error, timeout: Duration) -> ProbeOutcome {
         _ => chain,
     };
     ProbeOutcome::Failure { kind, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(bundle: Option<&str>) -> ProbeTarget {
+        ProbeTarget {
+            url: "http://127.0.0.1:9/healthz".into(),
+            ca_bundle: bundle.map(str::to_owned),
+            insecure_skip_verify: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn clients_of_bundles_no_longer_in_use_are_evicted() {
+        let prober = Prober::default();
+        let timeout = Duration::from_millis(200);
+        // Two bundles that are not PEM: refused as invalid, never cached.
+        for bundle in [Some("not pem"), Some("also not pem")] {
+            let outcome = prober.probe(&target(bundle), timeout).await;
+            assert!(
+                matches!(
+                    outcome,
+                    ProbeOutcome::Failure {
+                        kind: FailureKind::InvalidEndpoint,
+                        ..
+                    }
+                ),
+                "{outcome:?}"
+            );
+        }
+        prober.probe(&target(None), timeout).await;
+        prober
+            .probe(
+                &ProbeTarget {
+                    insecure_skip_verify: true,
+                    ..target(None)
+                },
+                timeout,
+            )
+            .await;
+        assert_eq!(prober.cached_clients(), 2);
+        prober.retain_bundles(&std::collections::HashSet::from([Some("gone".to_owned())]));
+        assert_eq!(
+            prober.cached_clients(),
+            0,
+            "no node uses the system roots any more"
+        );
+    }
 }
