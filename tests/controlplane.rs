@@ -68,13 +68,15 @@ async fn controller_manager_collects_garbage_and_deletes_namespaces() -> anyhow:
     let owner = maps
         .create(&PostParams::default(), &config_map("owner", None))
         .await?;
-    maps.create(
-        &PostParams::default(),
-        &config_map("dependent", Some(&owner)),
-    )
-    .await?;
+    let dependent = maps
+        .create(
+            &PostParams::default(),
+            &config_map("dependent", Some(&owner)),
+        )
+        .await?;
+    // The uid from the create: the collector may be done before a read.
+    let uid = dependent.metadata.uid;
     maps.delete("owner", &DeleteParams::default()).await?;
-    let uid = maps.get("dependent").await?.metadata.uid;
     tokio::time::timeout(
         Duration::from_secs(60),
         await_condition(
