@@ -523,7 +523,7 @@ async fn evict_unused_probe_clients(ctx: Arc<Context>) {
 }
 
 /// Failures retry after a delay that doubles with each consecutive failure of
-/// the same object (5 s up to 5 min, plus jitter), so a persistent problem does
+/// the same object (1 s up to 5 min, plus jitter), so a persistent problem does
 /// not cost the API server a request every few seconds for ever; a success
 /// starts the object over. The error is logged and counted.
 fn error_policy<K: Resource<DynamicType = ()>>(
@@ -551,7 +551,7 @@ pub struct Retries {
     failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
-const FIRST_RETRY: Duration = Duration::from_secs(5);
+const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(300);
 
 impl Retries {
@@ -592,7 +592,7 @@ mod tests {
     fn retries_back_off_exponentially_with_jitter_per_object_and_reset_on_success() {
         let retries = Retries::default();
         let mut previous = Duration::ZERO;
-        for failure in 1..=8u32 {
+        for failure in 1..=10u32 {
             let delay = retries.after_failure("DataProduct/dfn-a/p");
             let base = retry_base(failure);
             assert!(
@@ -604,7 +604,7 @@ mod tests {
         }
         assert_eq!(retry_base(1), FIRST_RETRY);
         assert_eq!(retry_base(2), FIRST_RETRY * 2);
-        assert_eq!(retry_base(8), MAX_RETRY, "capped");
+        assert_eq!(retry_base(10), MAX_RETRY, "capped");
         assert_eq!(retry_base(u32::MAX), MAX_RETRY, "no overflow");
         // Another object starts at the first delay; a success starts over.
         assert!(retries.after_failure("DataProduct/dfn-a/q") < FIRST_RETRY * 2);

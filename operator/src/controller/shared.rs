@@ -4,7 +4,11 @@
 //! subscribers, so a reconciler triggered by a change reads a cache that holds
 //! it. kube's shared streams only pass on applied objects; deletions are tapped
 //! here and broadcast too, so a link or federation also re-evaluates when a
-//! node or link disappears.
+//! node or link disappears. A relist (after a 410, or any watch restart) emits
+//! no deletion events, so the objects that were cached before it and are not
+//! listed again are broadcast as deleted when it completes: whatever derived
+//! state the subscribers keep (health table, change filters, catalog views)
+//! forgets them too.
 
 use std::sync::Arc;
 
@@ -42,19 +46,43 @@ where
 {
     /// Sets up the watch; nothing flows until [`SharedWatch::drive`] is polled.
     pub fn start(api: Api<K>, config: watcher::Config) -> Self {
+        Self::from_events(watcher(api, config).default_backoff())
+    }
+
+    /// The same over any stream of watch events (a test feeds its own).
+    pub fn from_events(
+        events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    ) -> Self {
         let (store, writer) = reflector::store_shared(BUFFER);
         let applied = writer.subscribe().expect("shared stores can be subscribed");
         let (deleted, _) = broadcast::channel(BUFFER);
         let tap = deleted.clone();
-        let driver = watcher(api, config)
-            .default_backoff()
+        let cached = store.clone();
+        // Between a relist's Init and InitDone: what the store held before it,
+        // and the uids listed again so far.
+        let mut relist: Option<(Vec<Arc<K>>, std::collections::HashSet<String>)> = None;
+        let driver = events
             .reflect_shared(writer)
             .for_each(move |event| {
                 match event {
                     Ok(watcher::Event::Delete(object)) => {
                         let _ = tap.send(Arc::new(object));
                     }
-                    Ok(_) => {}
+                    // The reflector keeps serving the old state until InitDone.
+                    Ok(watcher::Event::Init) => relist = Some((cached.state(), Default::default())),
+                    Ok(watcher::Event::InitApply(object)) => {
+                        if let Some((_, listed)) = relist.as_mut() {
+                            listed.insert(object.meta().uid.clone().unwrap_or_default());
+                        }
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        if let Some((before, listed)) = relist.take() {
+                            for gone in vanished(before, &listed) {
+                                let _ = tap.send(gone);
+                            }
+                        }
+                    }
+                    Ok(watcher::Event::Apply(_)) => {}
                     Err(error) => tracing::warn!(kind = %K::kind(&()), %error, "watch failed; retrying with backoff"),
                 }
                 futures::future::ready(())
@@ -107,6 +135,17 @@ where
     }
 }
 
+/// The objects of `before` whose uid is not in `listed`: deleted while the
+/// watch was away.
+fn vanished<K: Resource>(
+    before: Vec<Arc<K>>,
+    listed: &std::collections::HashSet<String>,
+) -> impl Iterator<Item = Arc<K>> {
+    before
+        .into_iter()
+        .filter(move |object| !listed.contains(object.meta().uid.as_deref().unwrap_or_default()))
+}
+
 /// Remembers a fingerprint per name and says whether it changed, so a watch on
 /// a busy kind (node status changes with every probe outcome) only triggers
 /// reconcilers that care when the fields they read change.
@@ -143,7 +182,69 @@ impl ChangeFilter {
 
 #[cfg(test)]
 mod tests {
-    use super::ChangeFilter;
+    use super::{ChangeFilter, SharedWatch};
+    use futures::StreamExt as _;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
+    use kube::runtime::watcher::Event;
+
+    fn object(name: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                uid: Some(format!("uid-{name}")),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_relist_broadcasts_the_objects_it_no_longer_lists_as_deleted() {
+        // The first list holds a and b; b is deleted while the watch is away
+        // (a 410 forces a relist, which lists only a).
+        let events = [
+            Event::Init,
+            Event::InitApply(object("a")),
+            Event::InitApply(object("b")),
+            Event::InitDone,
+            Event::Init,
+            Event::InitApply(object("a")),
+            Event::InitDone,
+        ];
+        let watch = SharedWatch::from_events(futures::stream::iter(events.into_iter().map(Ok)));
+        let mut deletions = Box::pin(watch.deletions());
+        let received = async {
+            let first = deletions.next().await;
+            let more =
+                tokio::time::timeout(std::time::Duration::from_millis(100), deletions.next()).await;
+            (first, more)
+        };
+        // The watch is driven only while the deletions are awaited (driving
+        // never ends by itself: its subscribers stay open).
+        let (first, more) = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            tokio::select! {
+                received = received => received,
+                () = async {
+                    watch.drive().await;
+                    std::future::pending::<()>().await
+                } => unreachable!(),
+            }
+        })
+        .await
+        .expect("a deletion is broadcast");
+        let gone = first.expect("the stream is open");
+        assert_eq!(gone.metadata.name.as_deref(), Some("b"));
+        assert!(more.is_err(), "a, listed again, is not deleted");
+        let cached: Vec<String> = watch
+            .store
+            .state()
+            .iter()
+            .filter_map(|o| o.metadata.name.clone())
+            .collect();
+        assert_eq!(cached, ["a"]);
+    }
 
     #[test]
     fn only_a_changed_fingerprint_wakes_and_a_recreated_object_is_news() {
