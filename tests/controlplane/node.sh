@@ -276,6 +276,8 @@ node_down() {
   node_kill_cgroup_procs
   for pid in $(node_shim_pids); do kill -KILL "$pid" 2>/dev/null || true; done
   stop_component containerd
+  # Again once containerd is gone: a sandbox it was starting has no new shim now.
+  for pid in $(node_shim_pids); do kill -KILL "$pid" 2>/dev/null || true; done
   node_kill_cgroup_procs
   # Mounts under the state directory (overlay rootfs, Pod volumes, netns), deepest first.
   awk -v s="$state/" 'index($2, s) == 1 {print $2}' /proc/self/mounts | sort -r | while IFS= read -r f; do
@@ -294,8 +296,11 @@ node_down() {
 
 node_shim_pids() {
   local f
+  local cmdline
   for f in /proc/[0-9]*/cmdline; do
-    if tr '\0' ' ' <"$f" 2>/dev/null | grep -qF -- "-address $state/containerd/containerd.sock"; then
+    # No `tr | grep -q` pipe: under pipefail, grep's early exit fails the pipe.
+    cmdline="$(tr '\0' ' ' <"$f" 2>/dev/null)" || continue
+    if [[ "$cmdline" == *"-address $state/containerd/containerd.sock"* ]]; then
       f="${f#/proc/}"
       echo "${f%/cmdline}"
     fi
