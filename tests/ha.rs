@@ -34,6 +34,21 @@ async fn leader_gauge(replica: &OperatorProcess) -> Option<i64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// `flowfed run` with leader election, as replica `name`.
+fn replica(kubeconfig: &std::path::Path, name: &str) -> OperatorProcess {
+    OperatorProcess::start(
+        kubeconfig,
+        &[
+            "--leader-election",
+            "--lease-namespace",
+            "flowfed-system",
+            "--identity",
+            name,
+        ],
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn one_leader_writes_a_killed_leader_is_replaced_and_a_stopped_one_hands_over() {
     let plane = Plane::start(&unique("ha")).unwrap();
@@ -42,19 +57,7 @@ async fn one_leader_writes_a_killed_leader_is_replaced_and_a_stopped_one_hands_o
     let operator_kubeconfig = plane.operator_kubeconfig().unwrap();
     let leases: Api<Lease> = Api::namespaced(client.clone(), "flowfed-system");
 
-    let spawn = |name: &str| {
-        OperatorProcess::start(
-            &operator_kubeconfig,
-            &[
-                "--leader-election",
-                "--lease-namespace",
-                "flowfed-system",
-                "--identity",
-                name,
-            ],
-        )
-        .unwrap()
-    };
+    let spawn = |name: &str| replica(&operator_kubeconfig, name);
     let mut replicas = vec![("a", spawn("a")), ("b", spawn("b"))];
 
     // Exactly one leader; both ready.
@@ -182,19 +185,7 @@ async fn after_the_hub_api_server_is_gone_longer_than_the_lease_one_replica_lead
     install_crds(&client).await.unwrap();
     let operator_kubeconfig = plane.operator_kubeconfig().unwrap();
     let leases: Api<Lease> = Api::namespaced(client.clone(), "flowfed-system");
-    let spawn = |name: &str| {
-        OperatorProcess::start(
-            &operator_kubeconfig,
-            &[
-                "--leader-election",
-                "--lease-namespace",
-                "flowfed-system",
-                "--identity",
-                name,
-            ],
-        )
-        .unwrap()
-    };
+    let spawn = |name: &str| replica(&operator_kubeconfig, name);
     let mut replicas = [("a", spawn("a")), ("b", spawn("b"))];
     let leaders = |gauges: &[Option<i64>]| gauges.iter().filter(|g| **g == Some(1)).count();
     let deadline = Instant::now() + Duration::from_secs(30);

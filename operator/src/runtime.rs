@@ -207,15 +207,8 @@ impl Replica {
         self.ready.store(true, Ordering::Release);
         self.metrics.leader.set(0);
         tracing::info!(identity = %election.identity, lease = %election.lease, "standing by for the lease");
-        loop {
-            tokio::select! {
-                leader = manager.changed() => match leader {
-                    Ok(true) => break,
-                    Ok(false) => {}
-                    Err(error) => return Term::ElectionFailed(error.into()),
-                },
-                () = stopped(shutdown) => return Term::ShutDown,
-            }
+        if let Some(ended) = stand_by(&manager, shutdown).await {
+            return ended;
         }
         tracing::info!(identity = %election.identity, "acquired the lease; starting controllers");
         self.metrics.leader.set(1);
@@ -263,6 +256,23 @@ impl Replica {
         self.ready
             .store(matches!(term, Term::Lost), Ordering::Release);
         term
+    }
+}
+
+/// Waits until this replica holds the Lease (`None`), or the term ends first.
+async fn stand_by(
+    manager: &kube_lease_manager::LeaseManager,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Term> {
+    loop {
+        tokio::select! {
+            leader = manager.changed() => match leader {
+                Ok(true) => return None,
+                Ok(false) => {}
+                Err(error) => return Some(Term::ElectionFailed(error.into())),
+            },
+            () = stopped(shutdown) => return Some(Term::ShutDown),
+        }
     }
 }
 
