@@ -48,15 +48,6 @@ node_gen_pki() {
   node="$(node_name)"
   (
     cd "$pki"
-    key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null; }
-    sign() {
-      key "$1"
-      openssl req -new -key "$1.key" -subj "$2" -out "$1.csr" 2>/dev/null
-      printf '%s\n' "$3" >"$1.ext"
-      openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial \
-        -days 3650 -extfile "$1.ext" -out "$1.crt" 2>/dev/null
-      rm -f "$1.csr" "$1.ext"
-    }
     client="extendedKeyUsage=clientAuth
 keyUsage=critical,digitalSignature"
     sign kubelet "/O=system:nodes/CN=system:node:$node" "$client"

@@ -111,23 +111,25 @@ wait_ready() {
   done
 }
 
+# In the PKI directory: key NAME makes NAME.key; sign NAME SUBJECT EXTENSIONS
+# makes NAME.crt, signed by the plane's CA (node.sh signs the node's too).
+key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null; }
+sign() {
+  key "$1"
+  openssl req -new -key "$1.key" -subj "$2" -out "$1.csr" 2>/dev/null
+  printf '%s\n' "$3" >"$1.ext"
+  openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial \
+    -days 3650 -extfile "$1.ext" -out "$1.crt" 2>/dev/null
+  rm -f "$1.csr" "$1.ext"
+}
+
 gen_pki() {
   local pki="$state/pki"
   mkdir -p "$pki"
   (
     cd "$pki"
-    key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null; }
     key ca
     openssl req -x509 -new -key ca.key -days 3650 -subj "/CN=flowfed-$name-ca" -out ca.crt 2>/dev/null
-    # sign NAME SUBJECT EXTENSIONS
-    sign() {
-      key "$1"
-      openssl req -new -key "$1.key" -subj "$2" -out "$1.csr" 2>/dev/null
-      printf '%s\n' "$3" >"$1.ext"
-      openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial \
-        -days 3650 -extfile "$1.ext" -out "$1.crt" 2>/dev/null
-      rm -f "$1.csr" "$1.ext"
-    }
     sign apiserver "/CN=kube-apiserver" \
       "subjectAltName=IP:127.0.0.1,IP:::1,IP:$service_ip,IP:$node_gateway,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
 extendedKeyUsage=serverAuth
