@@ -1,7 +1,6 @@
 //! flowfed: a Kubernetes operator that keeps a national network of data flow
 //! nodes interconnected and lists every data product in the catalog of each
 //! region that may see it.
-#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod catalog;

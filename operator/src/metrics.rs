@@ -22,8 +22,8 @@ use crate::api::{
     TARGET_NODE_LABEL,
 };
 use crate::catalog::member::Members;
-use crate::controller::{Endpoint, HealthTable};
 use crate::policy::BlockReason;
+use crate::probe::{Endpoint, HealthTable};
 
 /// The operator's metrics.
 pub struct Metrics {

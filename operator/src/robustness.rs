@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use crate::api::{DataFlowNode, DataProduct, FederationSpec, InterCityLinkSpec};
 use crate::catalog::member::check_kubeconfig;
 use crate::catalog::{entry_name, listing};
-use crate::controller::{needs_node_write, node_facts, node_status, product_facts};
-use crate::policy::visibility;
+use crate::policy::{node_facts, product_facts, visibility};
+use crate::probe::node_status::{desired_status as node_status, needs_write as needs_node_write};
 use crate::probe::{FailureKind, Health, ProbeOutcome};
 
 fn leaf() -> impl Strategy<Value = Value> {

@@ -7,6 +7,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
+use serde::Serialize;
 
 /// Condition types.
 pub mod types {
@@ -39,44 +40,91 @@ impl Status {
             Status::Unknown => "Unknown",
         }
     }
+}
 
-    pub fn from_bool(value: bool) -> Self {
-        if value { Status::True } else { Status::False }
+/// When a condition is asserted: the generation acted on, and the time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stamp {
+    pub generation: Option<i64>,
+    pub now: Timestamp,
+}
+
+/// Something a controller cannot act on: the reason a condition and an event
+/// carry, and a message that says what to fix.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Problem {
+            reason,
+            message: message.into(),
+        }
     }
 }
 
-/// Sets (adds or replaces) the condition of `type_` in `conditions`.
+/// One condition as a controller asserts it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConditionUpdate {
+    pub type_: &'static str,
+    pub status: Status,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl ConditionUpdate {
+    pub fn new(
+        type_: &'static str,
+        status: Status,
+        reason: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        ConditionUpdate {
+            type_,
+            status,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// The condition `problem` implies.
+    pub fn from_problem(type_: &'static str, status: Status, problem: Problem) -> Self {
+        Self::new(type_, status, problem.reason, problem.message)
+    }
+}
+
+/// Sets (adds or replaces) the condition `update` describes.
 ///
 /// `lastTransitionTime` is kept from the existing condition unless the status
 /// changes, so re-asserting the same state never looks like a transition.
-pub fn set(
-    conditions: &mut Vec<Condition>,
-    type_: &str,
-    status: Status,
-    reason: &str,
-    message: impl Into<String>,
-    observed_generation: Option<i64>,
-    now: Timestamp,
-) {
-    let message = message.into();
+pub fn set(conditions: &mut Vec<Condition>, update: ConditionUpdate, stamp: Stamp) {
+    let ConditionUpdate {
+        type_,
+        status,
+        reason,
+        message,
+    } = update;
     let existing = conditions.iter_mut().find(|c| c.type_ == type_);
     match existing {
         Some(c) => {
             if c.status != status.as_str() {
-                c.last_transition_time = Time(now);
+                c.last_transition_time = Time(stamp.now);
                 c.status = status.as_str().to_owned();
             }
             c.reason = reason.to_owned();
             c.message = message;
-            c.observed_generation = observed_generation;
+            c.observed_generation = stamp.generation;
         }
         None => conditions.push(Condition {
             type_: type_.to_owned(),
             status: status.as_str().to_owned(),
             reason: reason.to_owned(),
             message,
-            observed_generation,
-            last_transition_time: Time(now),
+            observed_generation: stamp.generation,
+            last_transition_time: Time(stamp.now),
         }),
     }
 }
@@ -91,18 +139,37 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     find(conditions, type_).is_some_and(|c| c.status == "True")
 }
 
-/// Compares two condition lists ignoring `lastTransitionTime`, so a status write
-/// can be skipped when nothing but a timestamp would change.
-pub fn equal_ignoring_time(a: &[Condition], b: &[Condition]) -> bool {
-    a.len() == b.len()
-        && a.iter().all(|x| {
-            find(b, &x.type_).is_some_and(|y| {
-                x.status == y.status
-                    && x.reason == y.reason
-                    && x.message == y.message
-                    && x.observed_generation == y.observed_generation
-            })
-        })
+/// The fields that only say when something was last done or seen.
+const TIME_FIELDS: [&str; 3] = ["lastTransitionTime", "lastSyncTime", "lastProbeTime"];
+
+/// Whether two statuses (or condition lists) say the same thing once every
+/// timestamp is left out, so a write can be skipped when only a time would
+/// change. Conditions are compared as the list map they are, by type.
+pub fn same_ignoring_time<T: Serialize>(a: &T, b: &T) -> bool {
+    fn normalised(value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::Object(fields) => Value::Object(
+                fields
+                    .into_iter()
+                    .filter(|(key, _)| !TIME_FIELDS.contains(&key.as_str()))
+                    .map(|(key, value)| (key, normalised(value)))
+                    .collect(),
+            ),
+            Value::Array(items) => {
+                let mut items: Vec<Value> = items.into_iter().map(normalised).collect();
+                if items.iter().all(|i| i.get("type").is_some()) {
+                    items.sort_by(|x, y| x["type"].to_string().cmp(&y["type"].to_string()));
+                }
+                Value::Array(items)
+            }
+            other => other,
+        }
+    }
+    match (serde_json::to_value(a), serde_json::to_value(b)) {
+        (Ok(a), Ok(b)) => normalised(a) == normalised(b),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -113,26 +180,29 @@ mod tests {
         Timestamp::from_second(seconds).unwrap()
     }
 
+    fn stamp(generation: Option<i64>, second: i64) -> Stamp {
+        Stamp {
+            generation,
+            now: at(second),
+        }
+    }
+
+    fn ready(status: Status, reason: &'static str, message: &str) -> ConditionUpdate {
+        ConditionUpdate::new(types::READY, status, reason, message)
+    }
+
     #[test]
     fn set_keeps_transition_time_when_status_is_unchanged() {
         let mut conditions = Vec::new();
         set(
             &mut conditions,
-            types::READY,
-            Status::True,
-            "Probed",
-            "ok",
-            Some(1),
-            at(10),
+            ready(Status::True, "Probed", "ok"),
+            stamp(Some(1), 10),
         );
         set(
             &mut conditions,
-            types::READY,
-            Status::True,
-            "Probed",
-            "still ok",
-            Some(2),
-            at(20),
+            ready(Status::True, "Probed", "still ok"),
+            stamp(Some(2), 20),
         );
         assert_eq!(conditions.len(), 1);
         assert_eq!(conditions[0].last_transition_time, Time(at(10)));
@@ -145,21 +215,13 @@ mod tests {
         let mut conditions = Vec::new();
         set(
             &mut conditions,
-            types::READY,
-            Status::True,
-            "Probed",
-            "ok",
-            None,
-            at(10),
+            ready(Status::True, "Probed", "ok"),
+            stamp(None, 10),
         );
         set(
             &mut conditions,
-            types::READY,
-            Status::False,
-            "Timeout",
-            "late",
-            None,
-            at(30),
+            ready(Status::False, "Timeout", "late"),
+            stamp(None, 30),
         );
         assert_eq!(conditions[0].last_transition_time, Time(at(30)));
         assert_eq!(conditions[0].status, "False");
@@ -172,32 +234,34 @@ mod tests {
         let mut b = Vec::new();
         set(
             &mut a,
-            types::READY,
-            Status::True,
-            "Probed",
-            "ok",
-            Some(1),
-            at(10),
+            ready(Status::True, "Probed", "ok"),
+            stamp(Some(1), 10),
         );
         set(
             &mut b,
-            types::READY,
-            Status::True,
-            "Probed",
-            "ok",
-            Some(1),
-            at(99),
+            ready(Status::True, "Probed", "ok"),
+            stamp(Some(1), 99),
         );
-        assert!(equal_ignoring_time(&a, &b));
+        assert!(same_ignoring_time(&a, &b));
         set(
             &mut b,
-            types::READY,
-            Status::True,
-            "Probed",
-            "other",
-            Some(1),
-            at(99),
+            ready(Status::True, "Probed", "other"),
+            stamp(Some(1), 99),
         );
-        assert!(!equal_ignoring_time(&a, &b));
+        assert!(!same_ignoring_time(&a, &b));
+    }
+
+    #[test]
+    fn equality_reads_conditions_as_a_map_by_type() {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        let synced = ConditionUpdate::new(types::SYNCED, Status::True, "Synced", "ok");
+        set(&mut a, ready(Status::True, "Probed", "ok"), stamp(None, 1));
+        set(&mut a, synced.clone(), stamp(None, 1));
+        set(&mut b, synced, stamp(None, 5));
+        set(&mut b, ready(Status::True, "Probed", "ok"), stamp(None, 5));
+        assert!(same_ignoring_time(&a, &b));
+        b.pop();
+        assert!(!same_ignoring_time(&a, &b));
     }
 }

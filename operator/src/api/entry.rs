@@ -8,13 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use super::product::Classification;
 
-/// Label naming the node that published the product an entry lists.
-pub const PUBLISHER_NODE_LABEL: &str = "flowfed.io/publisher-node";
-/// Label holding the uid of the product an entry lists.
-pub const PRODUCT_UID_LABEL: &str = "flowfed.io/product-uid";
-/// Label naming the node whose catalog view holds the entry.
-pub const TARGET_NODE_LABEL: &str = "flowfed.io/target-node";
-
 /// A data product as listed in one node's catalog. Written only by flowfed.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(

@@ -10,9 +10,6 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Label set on links a Federation created, naming that federation.
-pub const FEDERATION_LABEL: &str = "flowfed.io/federation";
-
 /// A two-way inter-city link between two data flow nodes.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(

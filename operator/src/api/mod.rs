@@ -8,21 +8,20 @@
 pub mod conditions;
 mod entry;
 mod federation;
+pub mod labels;
 mod link;
 mod node;
 mod product;
 
 pub use entry::*;
 pub use federation::*;
+pub use labels::*;
 pub use link::*;
 pub use node::*;
 pub use product::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
-
-/// The API group of every flowfed kind.
-pub const GROUP: &str = "flowfed.io";
 
 /// Every CRD flowfed defines, with the file name `flowfed crdgen` writes it to.
 pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {

@@ -16,8 +16,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, CustomResourceExt};
 
-use super::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::api::{CatalogEntry, DataFlowNode, SecretKeyRef};
+use crate::api::{MANAGED_BY, MANAGED_BY_LABEL};
 
 /// Why a member cluster cannot be used. `reason()` is the condition reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

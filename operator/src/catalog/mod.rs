@@ -15,13 +15,9 @@ use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
 use crate::api::{
-    CatalogEntrySpec, DataProduct, PRODUCT_UID_LABEL, PUBLISHER_NODE_LABEL, ProductRef,
-    TARGET_NODE_LABEL,
+    CatalogEntrySpec, DataProduct, MANAGED_BY, MANAGED_BY_LABEL, PRODUCT_UID_LABEL,
+    PUBLISHER_NODE_LABEL, ProductRef, TARGET_NODE_LABEL,
 };
-
-/// Label marking objects flowfed manages, in the hub and in member clusters.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-pub const MANAGED_BY: &str = "flowfed";
 
 /// The name of a product's entry in every catalog: `<publisher>.<product>`,
 /// shortened with a hash suffix when that would exceed 253 characters.

@@ -15,9 +15,10 @@ use kube::runtime::reflector::Store;
 
 use super::status::{apply_status, managers};
 use super::{Context, Result};
-use crate::api::conditions::{self, Status, types};
+use crate::api::conditions::{self, ConditionUpdate, Stamp, Status, types};
 use crate::api::{CatalogEntry, DataFlowNode, DataProduct, TARGET_NODE_LABEL};
 use crate::catalog::delete_entry;
+use crate::catalog::member::{MemberProblem, Members};
 
 /// Condition reasons for CatalogSynced.
 pub mod reasons {
@@ -83,50 +84,54 @@ async fn sweep_orphans(ctx: &Context, products: &Store<DataProduct>) -> Result<(
         }
     }
     for node in &nodes {
-        let name = node.name_any();
-        let Some(Ok(member)) = ctx.members.for_node(&ctx.client, node).await else {
-            continue;
-        };
-        let api: Api<CatalogEntry> = Api::namespaced(member.client.clone(), &member.namespace);
-        // Only flowfed's own entries: one someone else made is never touched.
-        let managed = ListParams::default().labels(&format!(
-            "{}={}",
-            crate::catalog::MANAGED_BY_LABEL,
-            crate::catalog::MANAGED_BY
-        ));
-        let listed = match api.list(&managed).await {
-            Ok(list) => list.items,
-            Err(error) => {
-                ctx.members.failed(
-                    &name,
-                    crate::catalog::member::MemberProblem::Unreachable(error.to_string()),
-                );
-                continue;
-            }
-        };
-        // Whatever the member holds is what the cache should say (drift repair).
-        let known = ctx.members.entries(&name);
-        for entry in &listed {
-            let entry_name = entry.name_any();
-            if !live_products.contains(&entry.spec.product.uid) {
-                if delete_entry(&api, &entry_name).await.is_ok() {
-                    ctx.members.record_entry(&name, &entry_name, None);
-                }
-            } else if known.get(&entry_name) != Some(&entry.spec.content_hash)
-                || entry.spec != expected_spec(entry)
-            {
-                // Changed by someone else: forget it, so the product's next sync puts it back.
-                ctx.members
-                    .record_entry(&name, &entry_name, Some(String::new()));
-            }
-        }
-        let present: BTreeSet<String> = listed.iter().map(|e| e.name_any()).collect();
-        for gone in known.keys().filter(|k| !present.contains(*k)) {
-            ctx.members.record_entry(&name, gone, None);
-        }
+        sweep_member(ctx, node, &live_products).await;
     }
     ctx.members.retain(|node| live_nodes.contains(node));
     Ok(())
+}
+
+/// Member entries whose product is gone are deleted; entries someone else
+/// changed are forgotten, so the product's next sync puts them back.
+async fn sweep_member(ctx: &Context, node: &DataFlowNode, live_products: &BTreeSet<String>) {
+    let name = node.name_any();
+    let Some(Ok(member)) = ctx.members.for_node(&ctx.client, node).await else {
+        return;
+    };
+    let api: Api<CatalogEntry> = Api::namespaced(member.client.clone(), &member.namespace);
+    // Only flowfed's own entries: one someone else made is never touched.
+    let managed = ListParams::default().labels(&format!(
+        "{}={}",
+        crate::api::MANAGED_BY_LABEL,
+        crate::api::MANAGED_BY
+    ));
+    let listed = match api.list(&managed).await {
+        Ok(list) => list.items,
+        Err(error) => {
+            ctx.members
+                .failed(&name, MemberProblem::Unreachable(error.to_string()));
+            return;
+        }
+    };
+    // Whatever the member holds is what the cache should say (drift repair).
+    let known = ctx.members.entries(&name);
+    for entry in &listed {
+        let entry_name = entry.name_any();
+        if !live_products.contains(&entry.spec.product.uid) {
+            if delete_entry(&api, &entry_name).await.is_ok() {
+                ctx.members.record_entry(&name, &entry_name, None);
+            }
+        } else if known.get(&entry_name) != Some(&entry.spec.content_hash)
+            || entry.spec != expected_spec(entry)
+        {
+            // Changed by someone else: forget it, so the product's next sync puts it back.
+            ctx.members
+                .record_entry(&name, &entry_name, Some(String::new()));
+        }
+    }
+    let present: BTreeSet<String> = listed.iter().map(|e| e.name_any()).collect();
+    for gone in known.keys().filter(|k| !present.contains(*k)) {
+        ctx.members.record_entry(&name, gone, None);
+    }
 }
 
 /// An entry spec with its hash recomputed: differs from the stored one when
@@ -141,6 +146,53 @@ fn expected_spec(entry: &CatalogEntry) -> crate::api::CatalogEntrySpec {
 /// pass writes every node once, and one at a time that took over a minute.
 const VIEW_WRITE_CONCURRENCY: usize = 16;
 
+/// What a node's view says: how many entries it lists, and its CatalogSynced condition.
+#[derive(Clone, Debug, PartialEq)]
+pub struct View {
+    pub count: i64,
+    pub synced: ConditionUpdate,
+}
+
+/// The view of `node`, from the hub entries per target node and what is known
+/// of the member clusters.
+pub fn view_of(node: &DataFlowNode, hub_counts: &HashMap<String, i64>, members: &Members) -> View {
+    let name = node.name_any();
+    let synced = |status, reason, message: String| {
+        ConditionUpdate::new(types::CATALOG_SYNCED, status, reason, message)
+    };
+    if node.spec.catalog.kubeconfig_secret_ref.is_none() {
+        return View {
+            count: hub_counts.get(&name).copied().unwrap_or(0),
+            synced: synced(
+                Status::True,
+                reasons::HOME_NAMESPACE,
+                format!(
+                    "catalog view is namespace {} in the hub",
+                    node.home_namespace()
+                ),
+            ),
+        };
+    }
+    let count = members.entries(&name).len() as i64;
+    let synced = match (members.up(&name), members.problem(&name)) {
+        (Some(true), _) => synced(
+            Status::True,
+            reasons::MEMBER_SYNCED,
+            format!(
+                "catalog view is namespace {} in the node's member cluster",
+                node.member_namespace()
+            ),
+        ),
+        (_, Some(problem)) => synced(Status::False, problem.reason(), problem.to_string()),
+        (_, None) => synced(
+            Status::Unknown,
+            reasons::MEMBER_PENDING,
+            "member cluster not contacted yet".to_owned(),
+        ),
+    };
+    View { count, synced }
+}
+
 /// Writes each node's CatalogSynced condition and catalogEntries when they
 /// change. A node whose write fails is retried next period; the others go on.
 async fn refresh_views(ctx: &Context) {
@@ -152,44 +204,10 @@ async fn refresh_views(ctx: &Context) {
     }
     let now = ctx.now();
     let writes = ctx.nodes.state().into_iter().map(|node| {
-        let name = node.name_any();
-        let (count, status, reason, message) = match &node.spec.catalog.kubeconfig_secret_ref {
-            None => (
-                hub_counts.get(&name).copied().unwrap_or(0),
-                Status::True,
-                reasons::HOME_NAMESPACE,
-                format!(
-                    "catalog view is namespace {} in the hub",
-                    node.home_namespace()
-                ),
-            ),
-            Some(_) => {
-                let count = ctx.members.entries(&name).len() as i64;
-                match (ctx.members.up(&name), ctx.members.problem(&name)) {
-                    (Some(true), _) => (
-                        count,
-                        Status::True,
-                        reasons::MEMBER_SYNCED,
-                        format!(
-                            "catalog view is namespace {} in the node's member cluster",
-                            node.member_namespace()
-                        ),
-                    ),
-                    (_, Some(problem)) => {
-                        (count, Status::False, problem.reason(), problem.to_string())
-                    }
-                    (_, None) => (
-                        count,
-                        Status::Unknown,
-                        reasons::MEMBER_PENDING,
-                        "member cluster not contacted yet".to_owned(),
-                    ),
-                }
-            }
-        };
+        let view = view_of(&node, &hub_counts, &ctx.members);
         async move {
-            if let Err(error) = write_view(ctx, &node, count, status, reason, message, now).await {
-                tracing::warn!(node = %name, %error, "catalog view status not written; retrying next period");
+            if let Err(error) = write_view(ctx, &node, view, now).await {
+                tracing::warn!(node = %node.name_any(), %error, "catalog view status not written; retrying next period");
             }
         }
     });
@@ -199,15 +217,7 @@ async fn refresh_views(ctx: &Context) {
         .await;
 }
 
-async fn write_view(
-    ctx: &Context,
-    node: &DataFlowNode,
-    count: i64,
-    status: Status,
-    reason: &str,
-    message: String,
-    now: Timestamp,
-) -> Result<()> {
+async fn write_view(ctx: &Context, node: &DataFlowNode, view: View, now: Timestamp) -> Result<()> {
     let current = node.status.clone().unwrap_or_default();
     let mut synced: Vec<_> = current
         .conditions
@@ -216,19 +226,17 @@ async fn write_view(
         .cloned()
         .collect();
     let before = synced.clone();
-    conditions::set(
-        &mut synced,
-        types::CATALOG_SYNCED,
-        status,
-        reason,
-        message,
-        node.metadata.generation,
+    let stamp = Stamp {
+        generation: node.metadata.generation,
         now,
-    );
-    if current.catalog_entries == Some(count) && conditions::equal_ignoring_time(&before, &synced) {
+    };
+    conditions::set(&mut synced, view.synced, stamp);
+    if current.catalog_entries == Some(view.count)
+        && conditions::same_ignoring_time(&before, &synced)
+    {
         return Ok(());
     }
-    let partial = serde_json::json!({"catalogEntries": count, "conditions": synced});
+    let partial = serde_json::json!({"catalogEntries": view.count, "conditions": synced});
     let api: Api<DataFlowNode> = Api::all(ctx.client.clone());
     apply_status(&api, node, managers::CATALOG, &partial).await
 }

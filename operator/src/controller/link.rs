@@ -14,10 +14,10 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::status::{apply_status, managers, publish_event};
-use super::{Context, Endpoint, Result, jittered};
-use crate::api::conditions::{self, Status, types};
+use super::{Context, Result, jittered};
+use crate::api::conditions::{self, ConditionUpdate, Stamp, Status, types};
 use crate::api::{DataFlowNode, InterCityLink, InterCityLinkStatus, LinkState, NodePhase};
-use crate::probe::{Health, ProbeTarget, rtt_moved};
+use crate::probe::{Endpoint, Health, ProbeTarget, rtt_moved};
 use crate::topology::LinkPair;
 
 /// Condition reasons of the link reconciler.
@@ -50,8 +50,16 @@ pub struct End {
 pub struct Evaluation {
     pub state: LinkState,
     pub rtt_millis: Option<f64>,
-    /// (type, status, reason, message) for EndpointsReady, Established, WithinSLO.
-    pub conditions: Vec<(&'static str, Status, &'static str, String)>,
+    pub endpoints_ready: ConditionUpdate,
+    pub established: ConditionUpdate,
+    pub within_slo: ConditionUpdate,
+}
+
+impl Evaluation {
+    /// The conditions, in the order they are reported.
+    pub fn conditions(&self) -> [&ConditionUpdate; 3] {
+        [&self.endpoints_ready, &self.established, &self.within_slo]
+    }
 }
 
 /// Derives a link's state from its ends, its channel probe (if any), its SLO and
@@ -62,59 +70,18 @@ pub fn evaluate(
     slo_millis: Option<i32>,
     duplicate_of: Option<&str>,
 ) -> Evaluation {
-    let missing: Vec<&str> = ends
-        .iter()
-        .filter(|e| e.phase.is_none())
-        .map(|e| e.name.as_str())
-        .collect();
-    let unreachable: Vec<&str> = ends
-        .iter()
-        .filter(|e| e.phase == Some(NodePhase::Unreachable))
-        .map(|e| e.name.as_str())
-        .collect();
-    let unprobed: Vec<&str> = ends
-        .iter()
-        .filter(|e| e.phase == Some(NodePhase::Pending))
-        .map(|e| e.name.as_str())
-        .collect();
-
-    let (endpoints, endpoints_reason, endpoints_message) = if !missing.is_empty() {
-        (
-            Status::False,
-            reasons::NODE_MISSING,
-            format!("DataFlowNode {} does not exist", missing.join(" and ")),
-        )
-    } else if !unreachable.is_empty() {
-        (
-            Status::False,
-            reasons::NODE_UNREACHABLE,
-            format!("node {} is Unreachable", unreachable.join(" and ")),
-        )
-    } else if !unprobed.is_empty() {
-        (
-            Status::Unknown,
-            reasons::NODE_NOT_PROBED,
-            format!("node {} not probed yet", unprobed.join(" and ")),
-        )
-    } else {
-        (
-            Status::True,
-            reasons::NODES_REACHABLE,
-            "both nodes reachable".to_owned(),
-        )
-    };
-
+    let endpoints_ready = endpoints_ready(ends);
+    let any_missing = ends.iter().any(|e| e.phase.is_none());
     let channel_down = channel.is_some_and(|h| h.phase == NodePhase::Unreachable);
     let channel_pending = channel.is_some_and(|h| h.phase == NodePhase::Pending);
-    let state = match endpoints {
-        Status::False if !missing.is_empty() => LinkState::Pending,
+    let state = match endpoints_ready.status {
+        Status::False if any_missing => LinkState::Pending,
         Status::False => LinkState::Down,
         Status::Unknown => LinkState::Pending,
         Status::True if channel_down => LinkState::Down,
         Status::True if channel_pending => LinkState::Pending,
         Status::True => LinkState::Up,
     };
-
     let rtt_millis = match channel {
         Some(h) => h.smoothed_rtt_millis,
         None => match (ends[0].rtt_millis, ends[1].rtt_millis) {
@@ -123,8 +90,65 @@ pub fn evaluate(
         },
     }
     .filter(|_| state == LinkState::Up);
+    let within_slo = within_slo(slo_millis, rtt_millis);
+    let state = if state == LinkState::Up && within_slo.status == Status::False {
+        LinkState::Degraded
+    } else {
+        state
+    };
+    let channel_alone_down = channel_down && endpoints_ready.status == Status::True;
+    Evaluation {
+        state,
+        rtt_millis: rtt_millis.map(|ms| (ms * 100.0).round() / 100.0),
+        established: established(duplicate_of, state, channel_alone_down, &endpoints_ready),
+        endpoints_ready,
+        within_slo,
+    }
+}
 
-    let (within, slo_reason, slo_message) = match (slo_millis, rtt_millis) {
+/// EndpointsReady: both nodes exist and answer their probes.
+fn endpoints_ready(ends: [&End; 2]) -> ConditionUpdate {
+    let named = |phase: fn(Option<NodePhase>) -> bool| {
+        let names: Vec<&str> = ends
+            .iter()
+            .filter(|e| phase(e.phase))
+            .map(|e| e.name.as_str())
+            .collect();
+        (!names.is_empty()).then(|| names.join(" and "))
+    };
+    let condition = |status, reason, message: String| {
+        ConditionUpdate::new(types::ENDPOINTS_READY, status, reason, message)
+    };
+    if let Some(missing) = named(|p| p.is_none()) {
+        condition(
+            Status::False,
+            reasons::NODE_MISSING,
+            format!("DataFlowNode {missing} does not exist"),
+        )
+    } else if let Some(down) = named(|p| p == Some(NodePhase::Unreachable)) {
+        condition(
+            Status::False,
+            reasons::NODE_UNREACHABLE,
+            format!("node {down} is Unreachable"),
+        )
+    } else if let Some(unprobed) = named(|p| p == Some(NodePhase::Pending)) {
+        condition(
+            Status::Unknown,
+            reasons::NODE_NOT_PROBED,
+            format!("node {unprobed} not probed yet"),
+        )
+    } else {
+        condition(
+            Status::True,
+            reasons::NODES_REACHABLE,
+            "both nodes reachable".to_owned(),
+        )
+    }
+}
+
+/// WithinSLO: the measured round trip against `latencySLOMillis`.
+fn within_slo(slo_millis: Option<i32>, rtt_millis: Option<f64>) -> ConditionUpdate {
+    let (status, reason, message) = match (slo_millis, rtt_millis) {
         (None, _) => (
             Status::True,
             reasons::NO_SLO,
@@ -146,13 +170,17 @@ pub fn evaluate(
             format!("round-trip time within the {slo} ms objective"),
         ),
     };
-    let state = if state == LinkState::Up && within == Status::False {
-        LinkState::Degraded
-    } else {
-        state
-    };
+    ConditionUpdate::new(types::WITHIN_SLO, status, reason, message)
+}
 
-    let (established, established_reason, established_message) = match (duplicate_of, state) {
+/// Established: the link counts and carries traffic.
+fn established(
+    duplicate_of: Option<&str>,
+    state: LinkState,
+    channel_alone_down: bool,
+    endpoints_ready: &ConditionUpdate,
+) -> ConditionUpdate {
+    let (status, reason, message) = match (duplicate_of, state) {
         (Some(original), _) => (
             Status::False,
             reasons::DUPLICATE,
@@ -163,7 +191,7 @@ pub fn evaluate(
             reasons::ESTABLISHED,
             "channel carries traffic".to_owned(),
         ),
-        (None, LinkState::Down) if channel_down && endpoints == Status::True => (
+        (None, LinkState::Down) if channel_alone_down => (
             Status::False,
             reasons::CHANNEL_DOWN,
             "probe through the channel is failing".to_owned(),
@@ -171,29 +199,10 @@ pub fn evaluate(
         (None, _) => (
             Status::False,
             reasons::NOT_ESTABLISHED,
-            endpoints_message.clone(),
+            endpoints_ready.message.clone(),
         ),
     };
-
-    Evaluation {
-        state,
-        rtt_millis: rtt_millis.map(|ms| (ms * 100.0).round() / 100.0),
-        conditions: vec![
-            (
-                types::ENDPOINTS_READY,
-                endpoints,
-                endpoints_reason,
-                endpoints_message,
-            ),
-            (
-                types::ESTABLISHED,
-                established,
-                established_reason,
-                established_message,
-            ),
-            (types::WITHIN_SLO, within, slo_reason, slo_message),
-        ],
-    }
+    ConditionUpdate::new(types::ESTABLISHED, status, reason, message)
 }
 
 /// The link that counts for the pair: the oldest, ties by name. `None` when
@@ -239,90 +248,93 @@ pub async fn reconcile(link: Arc<InterCityLink>, ctx: Arc<Context>) -> Result<Ac
     if !ctx.caches_ready() {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
-    let name = link.name_any();
-    let end = |node_name: &str| {
-        let node = ctx.nodes.get(&ObjectRef::<DataFlowNode>::new(node_name));
-        End {
-            name: node_name.to_owned(),
-            phase: node
-                .as_ref()
-                .map(|n| n.status.as_ref().map(|s| s.phase).unwrap_or_default()),
-            // The recorded RTT, not the live one: it changes only materially, so
-            // a link's estimate does not churn with every probe's jitter.
-            rtt_millis: node.and_then(|n| n.status.as_ref().and_then(|s| s.rtt_millis)),
-        }
-    };
-    let ends = [end(&link.spec.from), end(&link.spec.to)];
+    let ends = [end(&ctx, &link.spec.from), end(&ctx, &link.spec.to)];
     let duplicate_of = original_of(&ctx.links, &link);
-
     let ends_reachable = ends
         .iter()
         .all(|e| matches!(e.phase, Some(NodePhase::Ready | NodePhase::Degraded)));
-    let interval = ctx.settings.link_probe_interval;
-    let channel = match (&link.spec.probe, ends_reachable) {
-        (Some(probe), true) => {
-            match ctx
-                .health
-                .due_in(Endpoint::Link(&name), link.metadata.generation, interval)
-            {
-                Some(_) => ctx.health.health(Endpoint::Link(&name)),
-                None => {
-                    let timeout = interval / 3;
-                    let target = ProbeTarget {
-                        url: probe.url.clone(),
-                        ca_bundle: probe.ca_bundle.clone(),
-                        insecure_skip_verify: false,
-                    };
-                    let outcome = ctx.prober.probe(&target, timeout).await;
-                    let (health, _) = ctx.health.update(
-                        Endpoint::Link(&name),
-                        link.metadata.generation,
-                        Health::default,
-                        |h| h.observe(&outcome, 3, timeout),
-                    );
-                    Some(health)
-                }
-            }
-        }
-        (Some(_), false) => ctx.health.health(Endpoint::Link(&name)),
-        (None, _) => None,
-    };
-
+    let channel = channel_health(&ctx, &link, ends_reachable).await;
     let evaluation = evaluate(
         [&ends[0], &ends[1]],
         channel.as_ref(),
         link.spec.latency_slo_millis,
         duplicate_of.as_deref(),
     );
-    let now = ctx.now();
-    let desired = desired_status(&link, &evaluation, duplicate_of, now);
+    let desired = desired_status(&link, &evaluation, duplicate_of, ctx.now());
     if needs_write(link.status.as_ref(), &desired, link.spec.probe.is_some()) {
         let previous_state = link.status.as_ref().map(|s| s.state).unwrap_or_default();
         let api: Api<InterCityLink> = Api::all(ctx.client.clone());
         apply_status(&api, link.as_ref(), managers::LINK, &desired).await?;
         if previous_state != desired.state {
-            let type_ = if matches!(desired.state, LinkState::Down | LinkState::Degraded) {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            };
-            let note = evaluation.conditions[0].3.clone();
-            publish_event(
-                &ctx.recorder,
-                link.as_ref(),
-                type_,
-                &format!("{:?}", desired.state),
-                "Evaluate",
-                note,
-            )
-            .await;
+            report_transition(&ctx, &link, &evaluation).await;
         }
     }
-
     Ok(match link.spec.probe {
-        Some(_) => Action::requeue(interval),
+        Some(_) => Action::requeue(ctx.settings.link_probe_interval),
         None => Action::requeue(jittered(ctx.settings.resync)),
     })
+}
+
+/// One end as the node cache shows it.
+fn end(ctx: &Context, node_name: &str) -> End {
+    let node = ctx.nodes.get(&ObjectRef::<DataFlowNode>::new(node_name));
+    End {
+        name: node_name.to_owned(),
+        phase: node
+            .as_ref()
+            .map(|n| n.status.as_ref().map(|s| s.phase).unwrap_or_default()),
+        // The recorded RTT, not the live one: it changes only materially, so
+        // a link's estimate does not churn with every probe's jitter.
+        rtt_millis: node.and_then(|n| n.status.as_ref().and_then(|s| s.rtt_millis)),
+    }
+}
+
+/// The channel's health, probed through the channel when due and both ends are
+/// reachable (a channel cannot be judged while an end is down).
+async fn channel_health(
+    ctx: &Context,
+    link: &InterCityLink,
+    ends_reachable: bool,
+) -> Option<Health> {
+    let probe = link.spec.probe.as_ref()?;
+    let name = link.name_any();
+    let endpoint = Endpoint::Link(&name);
+    let generation = link.metadata.generation;
+    let interval = ctx.settings.link_probe_interval;
+    if !ends_reachable || ctx.health.due_in(endpoint, generation, interval).is_some() {
+        return ctx.health.health(endpoint);
+    }
+    let timeout = interval / 3;
+    let target = ProbeTarget {
+        url: probe.url.clone(),
+        ca_bundle: probe.ca_bundle.clone(),
+        insecure_skip_verify: false,
+    };
+    let outcome = ctx.prober.probe(&target, timeout).await;
+    let (health, _) = ctx
+        .health
+        .update(endpoint, generation, Health::default, |h| {
+            h.observe(&outcome, 3, timeout)
+        });
+    Some(health)
+}
+
+/// An event for a change of state, its note saying why.
+async fn report_transition(ctx: &Context, link: &InterCityLink, evaluation: &Evaluation) {
+    let type_ = if matches!(evaluation.state, LinkState::Down | LinkState::Degraded) {
+        EventType::Warning
+    } else {
+        EventType::Normal
+    };
+    publish_event(
+        &ctx.recorder,
+        link,
+        type_,
+        &format!("{:?}", evaluation.state),
+        "Evaluate",
+        evaluation.endpoints_ready.message.clone(),
+    )
+    .await;
 }
 
 fn desired_status(
@@ -332,17 +344,13 @@ fn desired_status(
     now: Timestamp,
 ) -> InterCityLinkStatus {
     let previous = link.status.clone().unwrap_or_default();
+    let stamp = Stamp {
+        generation: link.metadata.generation,
+        now,
+    };
     let mut conditions = previous.conditions.clone();
-    for (type_, status, reason, message) in &evaluation.conditions {
-        conditions::set(
-            &mut conditions,
-            type_,
-            *status,
-            reason,
-            message.clone(),
-            link.metadata.generation,
-            now,
-        );
+    for condition in evaluation.conditions() {
+        conditions::set(&mut conditions, condition.clone(), stamp);
     }
     let last_transition_time =
         if previous.state != evaluation.state || previous.last_transition_time.is_none() {
@@ -370,10 +378,11 @@ fn needs_write(
     measured: bool,
 ) -> bool {
     let Some(current) = current else { return true };
-    current.state != desired.state
-        || current.observed_generation != desired.observed_generation
-        || current.duplicate_of != desired.duplicate_of
-        || !conditions::equal_ignoring_time(&current.conditions, &desired.conditions)
+    let without_rtt = |status: &InterCityLinkStatus| InterCityLinkStatus {
+        rtt_millis: None,
+        ..status.clone()
+    };
+    !conditions::same_ignoring_time(&without_rtt(current), &without_rtt(desired))
         || (measured && rtt_moved(current.rtt_millis, desired.rtt_millis))
 }
 
@@ -390,11 +399,11 @@ mod tests {
         }
     }
 
-    fn condition<'a>(
-        e: &'a Evaluation,
-        type_: &str,
-    ) -> &'a (&'static str, Status, &'static str, String) {
-        e.conditions.iter().find(|c| c.0 == type_).unwrap()
+    fn condition<'a>(e: &'a Evaluation, type_: &str) -> &'a ConditionUpdate {
+        e.conditions()
+            .into_iter()
+            .find(|c| c.type_ == type_)
+            .unwrap()
     }
 
     #[test]
@@ -410,8 +419,8 @@ mod tests {
         );
         assert_eq!(e.state, LinkState::Pending);
         let c = condition(&e, types::ENDPOINTS_READY);
-        assert_eq!(c.2, reasons::NODE_MISSING);
-        assert!(c.3.contains("ghost"), "{}", c.3);
+        assert_eq!(c.reason, reasons::NODE_MISSING);
+        assert!(c.message.contains("ghost"), "{}", c.message);
     }
 
     #[test]
@@ -468,7 +477,10 @@ mod tests {
         ];
         let e = evaluate([&ends[0], &ends[1]], Some(&channel), None, None);
         assert_eq!(e.state, LinkState::Down);
-        assert_eq!(condition(&e, types::ESTABLISHED).2, reasons::CHANNEL_DOWN);
+        assert_eq!(
+            condition(&e, types::ESTABLISHED).reason,
+            reasons::CHANNEL_DOWN
+        );
     }
 
     #[test]
@@ -479,6 +491,6 @@ mod tests {
         ];
         let e = evaluate([&ends[0], &ends[1]], None, None, Some("a--b"));
         let c = condition(&e, types::ESTABLISHED);
-        assert_eq!((c.1, c.2), (Status::False, reasons::DUPLICATE));
+        assert_eq!((c.status, c.reason), (Status::False, reasons::DUPLICATE));
     }
 }

@@ -7,21 +7,19 @@
 //! from its nodes, and the federation reconciler realises the topology and
 //! reports interconnection whenever any node or link changes.
 
+mod catalog;
 mod catalog_views;
 mod error;
 mod federation;
-mod health_table;
 mod link;
 mod node;
-mod product;
+mod records;
 mod retries;
 mod shared;
 mod status;
 
+pub use catalog::FINALIZER;
 pub use error::{Error, Result};
-pub use health_table::{Endpoint, HealthTable};
-pub use node::{desired_status as node_status, needs_write as needs_node_write};
-pub use product::{FINALIZER, node_facts, product_facts};
 pub use retries::Retries;
 
 use std::future::Future;
@@ -42,7 +40,7 @@ use tokio::sync::watch;
 use crate::api::{CatalogEntry, DataFlowNode, DataProduct, Federation, InterCityLink};
 use crate::catalog::member::Members;
 use crate::metrics::{CatalogCollector, Metrics, NetworkCollector};
-use crate::probe::Prober;
+use crate::probe::{Endpoint, HealthTable, Prober};
 use shared::SharedWatch;
 
 /// Tunables of the controllers.
@@ -93,15 +91,15 @@ pub struct Context {
     /// Clients of member clusters, by node.
     pub members: Arc<Members>,
     /// When each product generation was released.
-    pub release_clock: product::ReleaseClock,
+    pub release_clock: records::ReleaseClock,
     /// Hub entries written by this process, not yet seen by the watch.
-    pub written: product::WrittenEntries,
+    pub written: records::WrittenEntries,
     /// Product statuses written by this process, against stale re-reads.
-    pub status_writes: product::StatusWrites,
+    pub status_writes: records::StatusWrites,
     /// Hub entry writes in flight, across every product reconcile.
     pub hub_entry_writes: tokio::sync::Semaphore,
     /// Federation links written by this process, not yet seen by the watch.
-    pub link_writes: federation::LinkWrites,
+    pub link_writes: records::LinkWrites,
     /// Consecutive failures per object, for growing retry delays.
     pub retries: Retries,
     /// The tunables.
@@ -155,8 +153,8 @@ pub async fn run(
         Api::all(client.clone()),
         watcher::Config::default().labels(&format!(
             "{}={}",
-            crate::catalog::MANAGED_BY_LABEL,
-            crate::catalog::MANAGED_BY
+            crate::api::MANAGED_BY_LABEL,
+            crate::api::MANAGED_BY
         )),
     );
     let health = Arc::new(HealthTable::default());
@@ -175,11 +173,11 @@ pub async fn run(
         entries: entries.store.clone(),
         health: health.clone(),
         members: members.clone(),
-        release_clock: product::ReleaseClock::default(),
-        written: product::WrittenEntries::default(),
-        status_writes: product::StatusWrites::default(),
-        hub_entry_writes: tokio::sync::Semaphore::new(product::HUB_ENTRY_WRITES_IN_FLIGHT),
-        link_writes: federation::LinkWrites::default(),
+        release_clock: records::ReleaseClock::default(),
+        written: records::WrittenEntries::default(),
+        status_writes: records::StatusWrites::default(),
+        hub_entry_writes: tokio::sync::Semaphore::new(catalog::HUB_ENTRY_WRITES_IN_FLIGHT),
+        link_writes: records::LinkWrites::default(),
         retries: Retries::default(),
         settings: settings.clone(),
         caches_ready: AtomicBool::new(false),
@@ -397,7 +395,7 @@ pub async fn run(
                     "catalog",
                     product.clone(),
                     ctx.clone(),
-                    product::reconcile(product, ctx),
+                    catalog::reconcile(product, ctx),
                 )
             },
             error_policy,

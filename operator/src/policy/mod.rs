@@ -15,8 +15,10 @@
 //!    `ImportantData` needs an unexpired `SecurityAssessment`; `CoreData` never
 //!    crosses. A mechanism is valid until `validUntil`, exclusive.
 
+pub mod facts;
 mod selector;
 
+pub use facts::{node_facts, product_facts};
 pub use selector::{LabelQuery, Requirement};
 
 use std::collections::BTreeMap;

@@ -8,9 +8,12 @@
 
 pub mod guard;
 mod health;
+mod health_table;
+pub mod node_status;
 
 pub use guard::ProbeGuard;
 pub use health::{Health, Observation, rtt_moved, slow_threshold_millis};
+pub use health_table::{Endpoint, HealthTable};
 
 use guard::GuardedResolver;
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::probe::Health;
+use super::Health;
 
 /// What is probed: a node's gateway or a link's channel, by object name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
