@@ -7,8 +7,7 @@
 
 use flowfed::api::{Classification, DataProduct};
 use flowfed::catalog::{content_hash, entry_name, listing};
-use flowfed::controller::product_facts;
-use flowfed::policy::{BlockReason, Decision, NodeFacts, next_change, visibility};
+use flowfed::policy::{BlockReason, Decision, NodeFacts, next_change, product_facts, visibility};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use libfuzzer_sys::fuzz_target;
 

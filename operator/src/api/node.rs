@@ -150,7 +150,7 @@ impl Default for ProbeSpec {
 }
 
 /// Where the node's catalog lives.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, Default)]
 #[x_kube(validation = Rule::new("!has(self.memberNamespace) || has(self.kubeconfigSecretRef)").message("catalog.memberNamespace is only used with catalog.kubeconfigSecretRef"))]
 #[serde(rename_all = "camelCase")]
 pub struct NodeCatalogSpec {
@@ -207,7 +207,7 @@ pub struct Capacity {
 }
 
 /// Lifecycle phase of a node.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum NodePhase {
     /// Not probed yet.
     #[default]

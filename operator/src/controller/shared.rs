@@ -10,6 +10,7 @@
 //! state the subscribers keep (health table, change filters, catalog views)
 //! forgets them too.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use futures::{FutureExt, Stream, StreamExt};
@@ -148,30 +149,21 @@ fn vanished<K: Resource>(
 
 /// Remembers a fingerprint per name and says whether it changed, so a watch on
 /// a busy kind (node status changes with every probe outcome) only triggers
-/// reconcilers that care when the fields they read change.
+/// reconcilers that care when the fields they read change. A fingerprint is a
+/// hash of those fields, as kube-runtime's predicates take it.
 #[derive(Default)]
 pub struct ChangeFilter {
-    seen: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    seen: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl ChangeFilter {
-    pub fn changed(&self, name: &str, fingerprint: String) -> bool {
+    /// Whether the `fields` read of object `name` changed since last seen.
+    pub fn changed(&self, name: &str, fields: impl Hash) -> bool {
+        let mut hasher = std::hash::DefaultHasher::new();
+        fields.hash(&mut hasher);
+        let fingerprint = hasher.finish();
         let mut seen = self.seen.lock().expect("change filter lock");
-        seen.insert(name.to_owned(), fingerprint.clone()).as_ref() != Some(&fingerprint)
-    }
-
-    /// `wake()` if `name`'s fingerprint changed, else nothing to reconcile.
-    pub fn wake_if_changed<T>(
-        &self,
-        name: &str,
-        fingerprint: String,
-        wake: impl FnOnce() -> Vec<T>,
-    ) -> Vec<T> {
-        if self.changed(name, fingerprint) {
-            wake()
-        } else {
-            Vec::new()
-        }
+        seen.insert(name.to_owned(), fingerprint) != Some(fingerprint)
     }
 
     /// Forgets a deleted object, so one created again under its name is news.
@@ -249,28 +241,13 @@ mod tests {
     #[test]
     fn only_a_changed_fingerprint_wakes_and_a_recreated_object_is_news() {
         let filter = ChangeFilter::default();
-        let wake = || vec!["reconcile"];
-        assert_eq!(
-            filter.wake_if_changed("beijing", "Ready".into(), wake),
-            ["reconcile"]
-        );
-        assert!(
-            filter
-                .wake_if_changed("beijing", "Ready".into(), wake)
-                .is_empty()
-        );
-        assert_eq!(
-            filter.wake_if_changed("beijing", "Unreachable".into(), wake),
-            ["reconcile"]
-        );
-        assert_eq!(
-            filter.wake_if_changed("tianjin", "Unreachable".into(), wake),
-            ["reconcile"]
-        );
+        assert!(filter.changed("beijing", ("Ready", 12)));
+        assert!(!filter.changed("beijing", ("Ready", 12)));
+        assert!(filter.changed("beijing", ("Unreachable", 12)));
+        assert!(filter.changed("tianjin", ("Unreachable", 12)));
         filter.forget("beijing");
-        assert_eq!(
-            filter.wake_if_changed("beijing", "Unreachable".into(), wake),
-            ["reconcile"],
+        assert!(
+            filter.changed("beijing", ("Unreachable", 12)),
             "deleted and created again with the same fields"
         );
     }
