@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use flowfed::api::SecretKeyRef;
-use flowfed::catalog::member::{client_config, kubeconfig_in_secret};
+use flowfed::catalog::kubeconfig::{client_config, kubeconfig_in_secret};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use libfuzzer_sys::fuzz_target;

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use crate::api::{DataFlowNode, DataProduct, FederationSpec, InterCityLinkSpec};
-use crate::catalog::member::check_kubeconfig;
+use crate::catalog::kubeconfig::check_kubeconfig;
 use crate::catalog::{entry_name, listing};
 use crate::policy::{node_facts, product_facts, visibility};
 use crate::probe::node_status::{desired_status as node_status, needs_write as needs_node_write};

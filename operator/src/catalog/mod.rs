@@ -5,6 +5,7 @@
 //! `member` holds the clients of member clusters, built from kubeconfig Secrets
 //! that are checked before use.
 
+pub mod kubeconfig;
 pub mod member;
 
 use std::collections::BTreeMap;

@@ -35,16 +35,24 @@ pub struct SharedWatch<K: Resource<DynamicType = ()> + Clone + 'static> {
     driver: std::sync::Mutex<Option<futures::future::BoxFuture<'static, ()>>>,
 }
 
-impl<K> SharedWatch<K>
-where
+/// A kind flowfed watches: every kind of the API, and the core kinds it reads.
+pub trait Watched:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
+{
+}
+
+impl<K> Watched for K where
     K: Resource<DynamicType = ()>
         + Clone
         + DeserializeOwned
         + std::fmt::Debug
         + Send
         + Sync
-        + 'static,
+        + 'static
 {
+}
+
+impl<K: Watched> SharedWatch<K> {
     /// Sets up the watch; nothing flows until [`SharedWatch::drive`] is polled.
     pub fn start(api: Api<K>, config: watcher::Config) -> Self {
         Self::from_events(watcher(api, config).default_backoff())

@@ -13,10 +13,9 @@ use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use super::shared::{ChangeFilter, SharedWatch};
+use super::shared::{ChangeFilter, SharedWatch, Watched};
 use super::{Caches, Context, Error, Result, catalog_views, link};
 use crate::api::{
     CatalogEntry, DataFlowNode, DataProduct, Federation, InterCityLink, MANAGED_BY,
@@ -74,13 +73,7 @@ impl Runner {
     /// every reconcile under `name` and backing off failures per object.
     pub async fn run<K, F, R>(&self, controller: Controller<K>, name: &'static str, reconcile: R)
     where
-        K: Resource<DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Watched,
         R: Fn(Arc<K>, Arc<Context>) -> F + Send + Sync + 'static,
         F: Future<Output = Result<Action>> + Send + 'static,
     {

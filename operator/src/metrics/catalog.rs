@@ -1,0 +1,111 @@
+//! Catalog gauges (entries per node, blocks per reason, member clusters up),
+//! read from the caches at scrape time.
+
+use std::sync::{Arc, Mutex};
+
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{GaugeVec, Opts};
+
+use crate::api::{CatalogEntry, DataFlowNode, DataProduct, TARGET_NODE_LABEL};
+use crate::catalog::member::Members;
+use crate::policy::BlockReason;
+
+/// Reads catalog gauges at scrape time: entries per node, blocks per reason,
+/// member clusters up.
+pub struct CatalogCollector {
+    nodes: Store<DataFlowNode>,
+    entries: Store<CatalogEntry>,
+    products: Store<DataProduct>,
+    members: Arc<Members>,
+    gauges: Mutex<[GaugeVec; 3]>,
+    descs: Vec<Desc>,
+}
+
+impl CatalogCollector {
+    pub fn new(
+        nodes: Store<DataFlowNode>,
+        entries: Store<CatalogEntry>,
+        products: Store<DataProduct>,
+        members: Arc<Members>,
+    ) -> Self {
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            GaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        let gauges = [
+            gauge(
+                "flowfed_catalog_entries",
+                "Catalog entries listed in each node's catalog view.",
+                &["node"],
+            ),
+            gauge(
+                "flowfed_catalog_blocked",
+                "(product, node) pairs the cross-border rules block, by reason.",
+                &["reason"],
+            ),
+            gauge(
+                "flowfed_member_cluster_up",
+                "1 when the node's member cluster is usable, else 0.",
+                &["node"],
+            ),
+        ];
+        let descs = gauges
+            .iter()
+            .flat_map(|g| g.desc().into_iter().cloned())
+            .collect();
+        CatalogCollector {
+            nodes,
+            entries,
+            products,
+            members,
+            gauges: Mutex::new(gauges),
+            descs,
+        }
+    }
+}
+
+impl Collector for CatalogCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let gauges = self.gauges.lock().expect("gauges lock");
+        let [entries, blocked, member_up] = &*gauges;
+        for g in gauges.iter() {
+            g.reset();
+        }
+        let mut hub_counts = std::collections::HashMap::<String, usize>::new();
+        for entry in self.entries.state() {
+            if let Some(target) = entry.labels().get(TARGET_NODE_LABEL) {
+                *hub_counts.entry(target.clone()).or_default() += 1;
+            }
+        }
+        for node in self.nodes.state() {
+            let name = node.name_any();
+            let count = if node.spec.catalog.kubeconfig_secret_ref.is_some() {
+                member_up
+                    .with_label_values(&[&name])
+                    .set(f64::from(u8::from(self.members.up(&name) == Some(true))));
+                self.members.entries(&name).len()
+            } else {
+                hub_counts.get(&name).copied().unwrap_or(0)
+            };
+            entries.with_label_values(&[&name]).set(count as f64);
+        }
+        for reason in BlockReason::ALL
+            .iter()
+            .filter(|r| **r != BlockReason::NotSelected)
+        {
+            blocked.with_label_values(&[reason.as_str()]).set(0.0);
+        }
+        for product in self.products.state() {
+            for block in product.status.iter().flat_map(|s| s.blocked.iter()) {
+                blocked.with_label_values(&[&block.reason]).inc();
+            }
+        }
+        gauges.iter().flat_map(|g| g.collect()).collect()
+    }
+}
