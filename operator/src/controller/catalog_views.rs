@@ -240,3 +240,49 @@ async fn write_view(ctx: &Context, node: &DataFlowNode, view: View, now: Timesta
     let api: Api<DataFlowNode> = Api::all(ctx.client.clone());
     apply_status(&api, node, managers::CATALOG, &partial).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, member: bool) -> DataFlowNode {
+        let catalog = if member {
+            serde_json::json!({"kubeconfigSecretRef": {"namespace": "flowfed-system", "name": "k", "key": "kubeconfig"}})
+        } else {
+            serde_json::json!({})
+        };
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "flowfed.io/v1alpha1", "kind": "DataFlowNode",
+            "metadata": {"name": name},
+            "spec": {"city": name, "province": "CN-GD", "endpoint": {"url": "https://gw.example/"}, "catalog": catalog},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_hub_view_counts_the_entries_targeting_the_node() {
+        let counts = HashMap::from([("guangzhou".to_owned(), 7)]);
+        let view = view_of(&node("guangzhou", false), &counts, &Members::default());
+        assert_eq!(view.count, 7);
+        assert_eq!(
+            (view.synced.status, view.synced.reason),
+            (Status::True, reasons::HOME_NAMESPACE)
+        );
+        let empty = view_of(&node("shenzhen", false), &counts, &Members::default());
+        assert_eq!(empty.count, 0);
+    }
+
+    #[test]
+    fn a_member_view_is_pending_until_its_cluster_is_contacted() {
+        let view = view_of(
+            &node("hongkong", true),
+            &HashMap::new(),
+            &Members::default(),
+        );
+        assert_eq!(view.count, 0);
+        assert_eq!(
+            (view.synced.status, view.synced.reason),
+            (Status::Unknown, reasons::MEMBER_PENDING)
+        );
+    }
+}

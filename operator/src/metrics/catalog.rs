@@ -109,3 +109,75 @@ impl Collector for CatalogCollector {
         gauges.iter().flat_map(|g| g.collect()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::reflector::store;
+    use kube::runtime::watcher::Event;
+    use serde_json::json;
+
+    use super::*;
+
+    fn store_of<K>(objects: Vec<serde_json::Value>) -> Store<K>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + 'static,
+    {
+        let (reader, mut writer) = store();
+        for object in objects {
+            writer.apply_watcher_event(&Event::Apply(serde_json::from_value(object).unwrap()));
+        }
+        reader
+    }
+
+    fn gauge(families: &[MetricFamily], family: &str, label: &str) -> Option<f64> {
+        families
+            .iter()
+            .find(|f| f.name() == family)?
+            .get_metric()
+            .iter()
+            .find(|m| m.get_label().iter().any(|l| l.value() == label))
+            .map(|m| m.get_gauge().get_value())
+    }
+
+    #[test]
+    fn scrapes_count_entries_per_node_and_blocks_per_reason() {
+        let nodes = store_of::<DataFlowNode>(vec![json!({
+            "apiVersion": "flowfed.io/v1alpha1", "kind": "DataFlowNode",
+            "metadata": {"name": "shenzhen"},
+            "spec": {"city": "Shenzhen", "province": "CN-GD", "endpoint": {"url": "https://gw.example/"}},
+        })]);
+        let entry = |name: &str| {
+            json!({
+                "apiVersion": "flowfed.io/v1alpha1", "kind": "CatalogEntry",
+                "metadata": {"name": name, "namespace": "dfn-shenzhen", "labels": {TARGET_NODE_LABEL: "shenzhen"}},
+                "spec": {"product": {"node": "beijing", "namespace": "dfn-beijing", "name": name, "uid": name},
+                         "title": name, "classification": "Public",
+                         "publishedAt": "2026-01-01T00:00:00Z", "contentHash": "h"},
+            })
+        };
+        let entries = store_of::<CatalogEntry>(vec![entry("a"), entry("b")]);
+        let products = store_of::<DataProduct>(vec![json!({
+            "apiVersion": "flowfed.io/v1alpha1", "kind": "DataProduct",
+            "metadata": {"name": "patients", "namespace": "dfn-shenzhen"},
+            "spec": {"title": "Patients", "classification": "PersonalInformation"},
+            "status": {"blocked": [
+                {"node": "hongkong", "reason": "NoCrossBorderMechanism"},
+                {"node": "macao", "reason": "NoCrossBorderMechanism"},
+            ]},
+        })]);
+        let collector = CatalogCollector::new(nodes, entries, products, Arc::default());
+        let families = collector.collect();
+        assert_eq!(
+            gauge(&families, "flowfed_catalog_entries", "shenzhen"),
+            Some(2.0)
+        );
+        let blocked = |reason| gauge(&families, "flowfed_catalog_blocked", reason);
+        assert_eq!(blocked("NoCrossBorderMechanism"), Some(2.0));
+        assert_eq!(
+            blocked("MechanismExpired"),
+            Some(0.0),
+            "every reason has a series"
+        );
+        assert_eq!(blocked("NotSelected"), None, "not a block");
+    }
+}

@@ -189,3 +189,198 @@ pub fn known_status(product: &DataProduct, ctx: &Context) -> Option<DataProductS
         .written_onto(&uid, &version)
         .or_else(|| product.status.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::facts::gather;
+    use super::super::fixtures::{node, product};
+    use super::super::plan::plan;
+    use super::*;
+    use crate::api::conditions::Problem;
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(second).unwrap()
+    }
+
+    fn stamp(second: i64) -> Stamp {
+        Stamp {
+            generation: Some(1),
+            now: at(second),
+        }
+    }
+
+    /// A Shenzhen product of `classification` planned over Shenzhen, Guangzhou and Hong Kong.
+    fn planned(classification: &str) -> Plan {
+        let nodes = vec![
+            node("shenzhen", "CN", None),
+            node("guangzhou", "CN", None),
+            node("hongkong", "HK", None),
+        ];
+        let product = product(
+            "dfn-shenzhen",
+            "ports",
+            serde_json::json!({"classification": classification}),
+        );
+        plan(&product, &gather(&product, &nodes).unwrap(), at(0))
+    }
+
+    fn written_everywhere(plan: &Plan) -> Written {
+        Written {
+            visible_in: plan.target_names(),
+            problems: Vec::new(),
+            changed: true,
+        }
+    }
+
+    fn condition<'a>(status: &'a DataProductStatus, type_: &str) -> (&'a str, &'a str) {
+        let c = conditions::find(&status.conditions, type_).expect("condition set");
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    #[test]
+    fn a_first_sync_reports_targets_blocks_and_the_release_latency() {
+        let plan = planned("PersonalInformation");
+        let listed = listed(
+            &DataProductStatus::default(),
+            &plan,
+            &written_everywhere(&plan),
+            stamp(5),
+            at(2),
+        );
+        let status = &listed.status;
+        assert_eq!(status.visible_in, ["guangzhou", "shenzhen"]);
+        assert_eq!((status.visible_count, status.blocked_count), (2, 1));
+        assert_eq!(condition(status, types::SYNCED), ("True", "Synced"));
+        assert_eq!(condition(status, types::PUBLISHED), ("True", "Published"));
+        assert_eq!(listed.release_to_visible, Some(Duration::from_secs(3)));
+        assert_eq!(status.release_to_visible_millis, Some(3000));
+        assert_eq!(
+            listed.blocked_note.as_deref(),
+            Some("not listed at hongkong (NoCrossBorderMechanism)")
+        );
+        assert_eq!(status.last_sync_time, Some(Time(at(5))));
+    }
+
+    #[test]
+    fn a_resync_that_changes_nothing_reports_nothing_new() {
+        let plan = planned("PersonalInformation");
+        let first = listed(
+            &DataProductStatus::default(),
+            &plan,
+            &written_everywhere(&plan),
+            stamp(5),
+            at(2),
+        );
+        let unchanged = Written {
+            changed: false,
+            ..written_everywhere(&plan)
+        };
+        let again = listed(&first.status, &plan, &unchanged, stamp(60), at(2));
+        assert_eq!(
+            again.release_to_visible, None,
+            "latency is measured once per generation"
+        );
+        assert_eq!(
+            again.blocked_note, None,
+            "the same blocks raise no new event"
+        );
+        assert!(conditions::same_ignoring_time(&first.status, &again.status));
+        assert_eq!(
+            again.status.last_sync_time,
+            Some(Time(at(5))),
+            "no write, no new sync time"
+        );
+    }
+
+    #[test]
+    fn a_failed_write_names_the_node_and_keeps_the_latency_open() {
+        let plan = planned("Public");
+        let written = Written {
+            visible_in: vec!["shenzhen".into(), "guangzhou".into()],
+            problems: vec![(
+                "hongkong".into(),
+                Problem::new("MemberClusterUnreachable", "connection refused"),
+            )],
+            changed: true,
+        };
+        let listed = listed(
+            &DataProductStatus::default(),
+            &plan,
+            &written,
+            stamp(5),
+            at(2),
+        );
+        let synced = conditions::find(&listed.status.conditions, types::SYNCED).unwrap();
+        assert_eq!(
+            (synced.status.as_str(), synced.reason.as_str()),
+            ("False", "MemberClusterUnreachable")
+        );
+        assert_eq!(synced.message, "hongkong: connection refused");
+        assert_eq!(listed.release_to_visible, None);
+        let wake = requeue_after(&plan, &written, at(5), Duration::from_secs(300));
+        assert!(
+            wake < Duration::from_secs(16),
+            "a failed write is retried soon: {wake:?}"
+        );
+    }
+
+    #[test]
+    fn the_next_look_is_at_the_mechanism_expiry_when_it_comes_before_the_resync() {
+        let mut plan = planned("Public");
+        plan.next_change = Some(at(65));
+        let written = written_everywhere(&plan);
+        let resync = Duration::from_secs(300);
+        assert_eq!(
+            requeue_after(&plan, &written, at(5), resync),
+            Duration::from_secs(60)
+        );
+        plan.next_change = Some(at(10_000));
+        assert_eq!(requeue_after(&plan, &written, at(5), resync), resync);
+    }
+
+    #[test]
+    fn a_product_without_a_publisher_is_listed_nowhere_and_says_why() {
+        let plan = planned("Public");
+        let before = listed(
+            &DataProductStatus::default(),
+            &plan,
+            &written_everywhere(&plan),
+            stamp(5),
+            at(2),
+        )
+        .status;
+        let why = Unplannable::NoPublisher(Problem::new(reasons::NO_PUBLISHER_NODE, "no node"));
+        let status = unplannable(Some(&before), &why, stamp(9));
+        assert!(status.visible_in.is_empty() && status.targets.is_empty());
+        assert_eq!(status.publisher_node, None);
+        assert_eq!(
+            condition(&status, types::PUBLISHED),
+            ("False", "NoPublisherNode")
+        );
+        assert_eq!(
+            condition(&status, types::SYNCED),
+            ("False", "NoPublisherNode")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_selector_keeps_the_listing_and_says_why() {
+        let plan = planned("Public");
+        let before = listed(
+            &DataProductStatus::default(),
+            &plan,
+            &written_everywhere(&plan),
+            stamp(5),
+            at(2),
+        )
+        .status;
+        let why = Unplannable::InvalidSelector(Problem::new(reasons::INVALID_SELECTOR, "bad"));
+        let status = unplannable(Some(&before), &why, stamp(9));
+        assert_eq!(status.visible_in, before.visible_in);
+        assert_eq!(
+            condition(&status, types::SYNCED),
+            ("False", "InvalidNodeSelector")
+        );
+        assert_eq!(condition(&status, types::PUBLISHED), ("True", "Published"));
+    }
+}
