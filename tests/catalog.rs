@@ -6,8 +6,12 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use flowfed::api::conditions::types;
 use flowfed::api::{CatalogEntry, DataFlowNode, DataProduct};
-use flowfed_tests::{OPERATOR_NAMESPACE, Plane, install_crds, start_operator, unique, wait_for};
+use flowfed_tests::{
+    OPERATOR_NAMESPACE, Plane, condition, has_condition, install_crds, start_operator, unique,
+    wait_for, wait_for_condition,
+};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -133,11 +137,7 @@ impl Catalog {
 }
 
 fn synced(p: &DataProduct) -> bool {
-    p.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Synced" && c.status == "True")
-    })
+    has_condition(p, types::SYNCED, "True")
 }
 
 #[tokio::test]
@@ -387,21 +387,11 @@ async fn products_are_listed_where_the_rules_allow_and_kept_there() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let flows = wait_for(&cat.products("hongkong"), "flows", CONVERGE, |p| {
-        p.status.as_ref().is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == "Published" && c.status == "False")
-        })
+        has_condition(p, types::PUBLISHED, "False")
     })
     .await
     .unwrap();
-    let published = flows
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Published")
-        .unwrap();
+    let published = condition(&flows, types::PUBLISHED).unwrap();
     assert_eq!(published.reason, "NoPublisherNode");
     operator.stop().await.unwrap();
 }
@@ -522,23 +512,11 @@ async fn member_clusters_hold_their_own_view_and_bad_kubeconfigs_are_refused() {
         &Api::<DataFlowNode>::all(cat.client.clone()),
         &mo,
         CONVERGE,
-        |n| {
-            n.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "CatalogSynced" && c.status == "False")
-            })
-        },
+        |n| has_condition(n, types::CATALOG_SYNCED, "False"),
     )
     .await
     .unwrap();
-    let condition = macao
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "CatalogSynced")
-        .unwrap();
+    let condition = condition(&macao, types::CATALOG_SYNCED).unwrap();
     assert_eq!(condition.reason, "RefusedKubeconfig", "{condition:?}");
     assert!(condition.message.contains("exec"), "{}", condition.message);
     assert!(
@@ -566,14 +544,7 @@ async fn member_clusters_hold_their_own_view_and_bad_kubeconfigs_are_refused() {
     )
     .await
     .unwrap();
-    assert!(
-        hk_node
-            .status
-            .unwrap()
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "CatalogSynced" && c.status == "True")
-    );
+    assert!(has_condition(&hk_node, types::CATALOG_SYNCED, "True"));
 
     // The member goes down: a new product syncs everywhere else, and reaches the
     // member once it is back.
@@ -651,15 +622,7 @@ async fn a_product_outside_any_home_namespace_is_published_nowhere() {
     })
     .await
     .unwrap();
-    let published = p
-        .status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Published")
-        .unwrap()
-        .clone();
+    let published = condition(&p, types::PUBLISHED).unwrap();
     assert_eq!(
         (published.status.as_str(), published.reason.as_str()),
         ("False", "NoPublisherNode")
@@ -727,35 +690,6 @@ async fn entries_flowfed_did_not_make_are_left_alone_and_its_own_are_kept_labell
     operator.stop().await.unwrap();
 }
 
-/// The condition `kind` of node `name` once it is `status`.
-async fn node_condition(
-    cat: &Catalog,
-    name: &str,
-    kind: &str,
-    status: &str,
-) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-    let node = wait_for(
-        &Api::<DataFlowNode>::all(cat.client.clone()),
-        name,
-        CONVERGE,
-        |n| {
-            n.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == kind && c.status == status)
-            })
-        },
-    )
-    .await
-    .unwrap();
-    node.status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == kind)
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_member_secret_flowfed_cannot_read_is_reported_and_never_holds_a_deletion() {
     let cat = Catalog::new().await;
@@ -776,7 +710,10 @@ async fn a_member_secret_flowfed_cannot_read_is_reported_and_never_holds_a_delet
             "kubeconfigSecretRef": {"namespace": "default", "name": "sz-kubeconfig", "key": "kubeconfig"}
         }))
         .await;
-    let condition = node_condition(&cat, &shenzhen, "CatalogSynced", "False").await;
+    let nodes = Api::<DataFlowNode>::all(cat.client.clone());
+    let condition = wait_for_condition(&nodes, &shenzhen, types::CATALOG_SYNCED, "False", CONVERGE)
+        .await
+        .unwrap();
     assert_eq!(
         condition.reason, "KubeconfigSecretUnreadable",
         "{condition:?}"
@@ -837,7 +774,10 @@ async fn the_member_sweep_leaves_entries_flowfed_did_not_make() {
             "memberNamespace": "sweep-catalog"
         }))
         .await;
-    node_condition(&cat, &nanjing, "CatalogSynced", "True").await;
+    let nodes = Api::<DataFlowNode>::all(cat.client.clone());
+    wait_for_condition(&nodes, &nanjing, types::CATALOG_SYNCED, "True", CONVERGE)
+        .await
+        .unwrap();
 
     // Two entries for a product that does not exist: one labelled as
     // flowfed's (an orphan: the sweep removes it), one someone else made.

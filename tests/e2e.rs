@@ -10,8 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use flowfed::api::conditions::types;
 use flowfed::api::{CatalogEntry, DataFlowNode, DataProduct, Federation};
-use flowfed_tests::{Gateway, Plane, repo_root, start_operator, unique, wait_for};
+use flowfed_tests::{Gateway, Plane, has_condition, repo_root, start_operator, unique, wait_for};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
@@ -200,14 +201,7 @@ async fn helm_installed_operator_runs_with_its_own_identity_and_prometheus_sees_
     })
     .await
     .unwrap();
-    assert!(
-        synced
-            .status
-            .unwrap()
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Synced" && c.status == "True")
-    );
+    assert!(has_condition(&synced, types::SYNCED, "True"));
 
     // A real Prometheus scrapes the operator; every dashboard and alert expression
     // parses and returns data.

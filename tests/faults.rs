@@ -7,8 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use flowfed::api::conditions::types;
 use flowfed::api::{CatalogEntry, DataFlowNode, DataProduct};
-use flowfed_tests::{OPERATOR_NAMESPACE, OperatorProcess, Plane, install_crds, unique, wait_for};
+use flowfed_tests::{
+    OPERATOR_NAMESPACE, OperatorProcess, Plane, condition, install_crds, unique, wait_for,
+};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -318,13 +321,8 @@ async fn a_member_answering_only_errors_is_backed_off_and_the_others_keep_syncin
         "p0",
         Duration::from_secs(30),
         |p| {
-            p.status.as_ref().is_some_and(|s| {
-                s.conditions.iter().any(|c| {
-                    c.type_ == "Synced"
-                        && c.reason == "MemberUnreachable"
-                        && c.message.contains("wuxi")
-                })
-            })
+            condition(p, types::SYNCED)
+                .is_some_and(|c| c.reason == "MemberUnreachable" && c.message.contains("wuxi"))
         },
     )
     .await

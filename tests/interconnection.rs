@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use flowfed::api::conditions::types;
 use flowfed::api::{
     DataFlowNode, FEDERATION_LABEL, Federation, InterCityLink, LinkState, NodePhase,
 };
-use flowfed_tests::{Gateway, Plane, install_crds, start_operator, unique, wait_for};
+use flowfed_tests::{Gateway, Plane, condition, install_crds, start_operator, unique, wait_for};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -196,13 +197,7 @@ async fn a_ring_goes_interconnected_partitions_when_a_gateway_dies_and_recovers(
     );
 
     let node = net.nodes().get(&names[0]).await.unwrap();
-    let reachable = node
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Reachable")
-        .unwrap();
+    let reachable = condition(&node, types::REACHABLE).unwrap();
     assert_eq!(
         (reachable.status.as_str(), reachable.reason.as_str()),
         ("False", "ConnectionRefused")
@@ -234,13 +229,7 @@ async fn a_ring_goes_interconnected_partitions_when_a_gateway_dies_and_recovers(
     // The ring is now a path n2-n3-n4-n5-n6: its inner nodes and every link are critical.
     assert_eq!(s.critical_nodes, names[2..5].to_vec());
     assert_eq!(s.critical_links.len(), 4);
-    let interconnected = partitioned
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Interconnected")
-        .unwrap();
+    let interconnected = condition(&partitioned, types::INTERCONNECTED).unwrap();
     assert_eq!(interconnected.reason, "Partitioned");
 
     // Back online: everything recovers.
@@ -295,11 +284,7 @@ async fn an_idle_network_causes_no_status_writes() {
     .await
     .unwrap();
     for node in [&na, &nb] {
-        let has_view = |n: &DataFlowNode| {
-            n.status
-                .as_ref()
-                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "CatalogSynced"))
-        };
+        let has_view = |n: &DataFlowNode| condition(n, types::CATALOG_SYNCED).is_some();
         wait_for(&net.nodes(), node, CONVERGE, has_view)
             .await
             .unwrap();
@@ -388,13 +373,7 @@ async fn probe_failures_have_distinct_reasons() {
         })
         .await
         .unwrap();
-        let reachable = node
-            .status
-            .unwrap()
-            .conditions
-            .into_iter()
-            .find(|c| c.type_ == "Reachable")
-            .unwrap();
+        let reachable = condition(&node, types::REACHABLE).unwrap();
         assert_eq!(reachable.reason, *reason, "{name}: {reachable:?}");
         assert!(
             reachable.message.contains(fragment),
@@ -456,13 +435,7 @@ async fn switching_full_mesh_to_hub_and_spoke_prunes_only_owned_links() {
     .await
     .unwrap();
     assert_eq!(status(&meshed).links.total, 6);
-    let reconciled = meshed
-        .status
-        .unwrap()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "TopologyReconciled")
-        .unwrap();
+    let reconciled = condition(&meshed, types::TOPOLOGY_RECONCILED).unwrap();
     assert_eq!(reconciled.status, "True");
 
     net.federations()
@@ -541,13 +514,8 @@ async fn a_link_to_a_missing_node_is_pending_and_a_duplicate_is_flagged() {
     })
     .await
     .unwrap();
-    let s = pending.status.unwrap();
-    assert_eq!(s.state, LinkState::Pending);
-    let endpoints = s
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "EndpointsReady")
-        .unwrap();
+    assert_eq!(pending.status.as_ref().unwrap().state, LinkState::Pending);
+    let endpoints = condition(&pending, types::ENDPOINTS_READY).unwrap();
     assert_eq!(endpoints.reason, "NodeMissing");
     assert!(endpoints.message.contains(&ghost), "{}", endpoints.message);
 

@@ -11,8 +11,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use flowfed::api::conditions::types;
 use flowfed::api::{CatalogEntry, DataProduct};
-use flowfed_tests::{Plane, operator_image, repo_root, wait_for};
+use flowfed_tests::{Plane, has_condition, operator_image, repo_root, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -99,12 +100,8 @@ async fn all_entries(client: &kube::Client) -> usize {
 
 async fn synced(products: &Api<DataProduct>, name: &str) -> DataProduct {
     wait_for(products, name, SYNC, |p| {
-        p.status.as_ref().is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == "Synced" && c.status == "True")
-                && s.observed_generation == p.metadata.generation
-        })
+        has_condition(p, types::SYNCED, "True")
+            && p.status.as_ref().unwrap().observed_generation == p.metadata.generation
     })
     .await
     .unwrap()

@@ -17,9 +17,11 @@
 
 mod gateway;
 mod image;
+mod status;
 
 pub use gateway::Gateway;
 pub use image::{Image, build_operator_image, gateways_image, kubectl_image, operator_image};
+pub use status::{WithConditions, condition, has_condition, wait_for_condition};
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
