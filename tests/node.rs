@@ -53,6 +53,31 @@ fn helm(plane: &Plane, args: &[&str]) {
     );
 }
 
+/// `helm upgrade` of the release, keeping its values but `set`.
+fn upgrade(plane: &Plane, set: &str) {
+    let args = ["upgrade", "flowfed", "charts/flowfed", "-n", NAMESPACE];
+    helm(
+        plane,
+        &[&args[..], &["--reuse-values", "--set", set]].concat(),
+    );
+}
+
+/// `kubectl rollout status` of the operator's Deployment, running.
+fn rollout(plane: &Plane) -> std::process::Child {
+    plane
+        .kubectl_command()
+        .args([
+            "rollout",
+            "status",
+            "deployment/flowfed",
+            "-n",
+            NAMESPACE,
+            "--timeout=180s",
+        ])
+        .spawn()
+        .unwrap()
+}
+
 async fn lease_holder(leases: &Api<Lease>) -> Option<String> {
     leases
         .get_opt("flowfed-leader")
@@ -143,16 +168,9 @@ async fn the_chart_runs_the_operator_as_a_restricted_pod_that_syncs_fails_over_a
         ],
     );
     plane.helm_install(NAMESPACE, &[]).unwrap();
-    kubectl(
-        plane,
-        &[
-            "rollout",
-            "status",
-            "deployment/flowfed",
-            "-n",
-            NAMESPACE,
-            "--timeout=180s",
-        ],
+    assert!(
+        rollout(plane).wait().unwrap().success(),
+        "the chart rolled out"
     );
     let pods = operator_pods(&admin).await;
     assert_eq!(pods.len(), 1, "one operator Pod: {pods:?}");
@@ -216,29 +234,10 @@ async fn the_chart_runs_the_operator_as_a_restricted_pod_that_syncs_fails_over_a
         .unwrap();
 
     // Two replicas: killing the leader hands the Lease over and the sync goes on.
-    helm(
-        plane,
-        &[
-            "upgrade",
-            "flowfed",
-            "charts/flowfed",
-            "-n",
-            NAMESPACE,
-            "--reuse-values",
-            "--set",
-            "replicaCount=2",
-        ],
-    );
-    kubectl(
-        plane,
-        &[
-            "rollout",
-            "status",
-            "deployment/flowfed",
-            "-n",
-            NAMESPACE,
-            "--timeout=180s",
-        ],
+    upgrade(plane, "replicaCount=2");
+    assert!(
+        rollout(plane).wait().unwrap().success(),
+        "two replicas rolled out"
     );
     let leases: Api<Lease> = Api::namespaced(admin.clone(), NAMESPACE);
     let leader = lease_holder(&leases).await.expect("a leader");
@@ -275,35 +274,9 @@ async fn the_chart_runs_the_operator_as_a_restricted_pod_that_syncs_fails_over_a
     // An upgrade that changes a value rolls the Pods without losing an entry.
     let before = all_entries(&admin).await;
     let old_pods = operator_pods(&admin).await;
-    helm(
-        plane,
-        &[
-            "upgrade",
-            "flowfed",
-            "charts/flowfed",
-            "-n",
-            NAMESPACE,
-            "--reuse-values",
-            "--set",
-            "operator.logLevel=debug",
-        ],
-    );
-    let rollout = {
-        let kubectl = plane
-            .kubectl_command()
-            .args([
-                "rollout",
-                "status",
-                "deployment/flowfed",
-                "-n",
-                NAMESPACE,
-                "--timeout=180s",
-            ])
-            .spawn();
-        kubectl.unwrap()
-    };
+    upgrade(plane, "operator.logLevel=debug");
+    let mut rollout = rollout(plane);
     let mut lowest = before;
-    let mut rollout = rollout;
     while rollout.try_wait().unwrap().is_none() {
         lowest = lowest.min(all_entries(&admin).await);
         tokio::time::sleep(Duration::from_millis(200)).await;
