@@ -5,13 +5,15 @@
 
 #![no_main]
 
-use flowfed::api::{Classification, DataProduct};
+use flowfed::api::{Classification, DataProduct, ProcessorTier};
 use flowfed::catalog::{content_hash, entry_name, listing};
-use flowfed::policy::{BlockReason, Decision, NodeFacts, next_change, product_facts, visibility};
+use flowfed::policy::{
+    Context, NodeFacts, ProcessorFacts, Reason, ZoneFacts, next_change, product_facts, visibility,
+};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use libfuzzer_sys::fuzz_target;
 
-fn node(name: &str, jurisdiction: &str, labels: &[(&str, &str)]) -> NodeFacts {
+fn node(name: &str, jurisdiction: &str, gba: bool, labels: &[(&str, &str)]) -> NodeFacts {
     NodeFacts {
         name: name.into(),
         jurisdiction: jurisdiction.into(),
@@ -19,6 +21,8 @@ fn node(name: &str, jurisdiction: &str, labels: &[(&str, &str)]) -> NodeFacts {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        greater_bay_area: gba,
+        free_trade_zone: Some("lingang".into()),
     }
 }
 
@@ -28,7 +32,7 @@ fuzz_target!(|bytes: &[u8]| {
     };
     let Ok(product) = serde_json::from_value::<DataProduct>(serde_json::json!({
         "apiVersion": "flowfed.io/v1alpha1", "kind": "DataProduct",
-        "metadata": {"name": "fuzzed", "namespace": "dfn-shanghai", "uid": "u-1",
+        "metadata": {"name": "fuzzed", "namespace": "dfn-shenzhen", "uid": "u-1",
                      "creationTimestamp": "2026-01-01T00:00:00Z"},
         "spec": spec,
     })) else {
@@ -37,66 +41,74 @@ fuzz_target!(|bytes: &[u8]| {
     let Ok(facts) = product_facts(&product) else {
         return;
     };
-    let publisher = node("shanghai", "CN", &[("region", "east"), ("zone", "lingang")]);
+    let publisher = node("shenzhen", "CN", true, &[("region", "south")]);
     let targets = [
-        node("beijing", "CN", &[("region", "north")]),
-        node("suzhou", "CN", &[("region", "east")]),
-        node("hongkong", "HK", &[("region", "gba")]),
-        node("macao", "MO", &[("region", "gba")]),
-        node("singapore", "SG", &[]),
-        node("nowhere", "cn", &[("region", "east")]),
+        node("beijing", "CN", false, &[("region", "north")]),
+        node("guangzhou", "CN", true, &[("region", "south")]),
+        node("hongkong", "HK", true, &[("region", "gba")]),
+        node("macao", "MO", true, &[("region", "gba")]),
+        node("singapore", "SG", false, &[]),
+        node("nowhere", "cn", false, &[("region", "south")]),
     ];
+    let zones = [ZoneFacts {
+        name: "lingang".into(),
+        sectors: ["finance".to_owned()].into(),
+        negative_list: [("finance".to_owned(), "accounts".to_owned())].into(),
+    }];
     let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
     let later = now + SignedDuration::from_hours(24 * 365 * 10);
-
-    assert_eq!(
-        visibility(&facts, &publisher, &publisher, now),
-        Decision::Visible,
-        "a product is always listed at its own node"
-    );
-    let change = next_change(&facts, now);
+    let change = next_change(&facts, None, now);
     assert!(change.is_none_or(|at| at > now));
-    for target in &targets {
-        let decision = visibility(&facts, &publisher, target, now);
-        if decision != Decision::Visible {
-            continue;
-        }
-        assert_ne!(
-            facts.classification,
-            Classification::CoreData,
-            "core data left its node"
+
+    for tier in [
+        ProcessorTier::Exempt,
+        ProcessorTier::ContractOrCertification,
+        ProcessorTier::SecurityAssessment,
+    ] {
+        let processor = ProcessorFacts {
+            name: facts.processor.clone().unwrap_or_default(),
+            node: "shenzhen".into(),
+            critical_information_infrastructure: tier == ProcessorTier::SecurityAssessment,
+            free_trade_zone: Some("lingang".into()),
+            tier,
+        };
+        let context = Context {
+            processor: Some(&processor),
+            zones: &zones,
+        };
+        let own = visibility(&facts, &publisher, &publisher, context, now);
+        assert!(
+            own.visible && own.rule == 1,
+            "a product is always listed at its own node"
         );
-        if let Some(query) = &facts.selected {
-            assert!(
-                query.matches(&target.labels),
-                "listed at an unselected node"
+        for target in &targets {
+            let decision = visibility(&facts, &publisher, target, context, now);
+            assert!(decision.rule >= 1 && decision.rule <= 15);
+            assert_eq!(
+                !decision.visible,
+                Reason::BLOCKED.contains(&decision.reason),
+                "visible decisions carry a visible reason: {decision:?}"
             );
-        }
-        assert_eq!(target.jurisdiction.len(), 2);
-        let abroad = target.jurisdiction != publisher.jurisdiction;
-        let personal = matches!(
-            facts.classification,
-            Classification::PersonalInformation | Classification::SensitivePersonalInformation
-        );
-        if abroad
-            && facts.classification != Classification::Public
-            && !(facts.anonymized && personal)
-        {
-            let basis = facts
-                .cross_border
-                .as_ref()
-                .expect("crossed without a mechanism");
-            assert!(
-                basis.valid_until.is_none_or(|until| until > now),
-                "crossed on an expired mechanism"
+            if !decision.visible {
+                continue;
+            }
+            assert_ne!(
+                facts.classification,
+                Classification::CoreData,
+                "core data left its node"
             );
-            // The clock alone can only take it away at its expiry.
-            match visibility(&facts, &publisher, target, later) {
-                Decision::Visible => assert!(basis.valid_until.is_none_or(|until| until > later)),
-                Decision::Blocked(reason) => {
-                    assert_eq!(reason, BlockReason::MechanismExpired);
-                    assert!(change.is_some_and(|at| at <= later));
-                }
+            if let Some(query) = &facts.selected {
+                assert!(
+                    query.matches(&target.labels),
+                    "listed at an unselected node"
+                );
+            }
+            assert_eq!(target.jurisdiction.len(), 2);
+            // The clock alone takes a listing away only at an expiry it announced.
+            let afterwards = visibility(&facts, &publisher, target, context, later);
+            if !afterwards.visible {
+                assert_eq!(afterwards.reason, Reason::MechanismExpired);
+                assert!(change.is_some_and(|at| at <= later));
             }
         }
     }

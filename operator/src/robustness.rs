@@ -27,7 +27,9 @@ fn leaf() -> impl Strategy<Value = Value> {
             "CN",
             "Selected",
             "CoreData",
-            "Exempt",
+            "SecurityAssessment",
+            "GBAStandardContract",
+            "PersonalInformation",
             "HubAndSpoke",
             "http://127.0.0.1:1/",
             "2026-01-01T00:00:00Z"
@@ -57,16 +59,31 @@ fn document() -> impl Strategy<Value = Value> {
                     "longitude",
                     "title",
                     "classification",
-                    "anonymized",
+                    "anonymization",
+                    "method",
+                    "assessmentReference",
+                    "processor",
+                    "subjects",
+                    "individuals",
+                    "sensitiveIndividuals",
+                    "sector",
+                    "dataCategories",
+                    "greaterBayArea",
+                    "freeTradeZone",
                     "visibility",
                     "scope",
                     "nodeSelector",
                     "matchLabels",
                     "matchExpressions",
                     "crossBorder",
-                    "mechanism",
+                    "exemption",
+                    "mechanisms",
+                    "type",
                     "reference",
+                    "issuedAt",
                     "validUntil",
+                    "recipients",
+                    "jurisdictions",
                     "from",
                     "to",
                     "topology",
@@ -160,7 +177,8 @@ proptest! {
             prop_assert_eq!(entry.content_hash.len(), 32);
             prop_assert!(entry_name("x", &product.metadata.name.clone().unwrap_or_default()).len() <= 253);
             if let Ok(facts) = product_facts(&product) {
-                visibility(&facts, &node_facts(&publisher), &node_facts(&target), k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+                let context = crate::policy::Context::default();
+                visibility(&facts, &node_facts(&publisher), &node_facts(&target), context, k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
             }
         }
     }

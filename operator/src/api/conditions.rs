@@ -22,6 +22,7 @@ pub mod types {
     pub const TOPOLOGY_RECONCILED: &str = "TopologyReconciled";
     pub const PUBLISHED: &str = "Published";
     pub const SYNCED: &str = "Synced";
+    pub const COUNTED: &str = "Counted";
 }
 
 /// The three condition statuses.

@@ -11,14 +11,18 @@ mod federation;
 pub mod labels;
 mod link;
 mod node;
+mod processor;
 mod product;
+mod zone;
 
 pub use entry::*;
 pub use federation::*;
 pub use labels::*;
 pub use link::*;
 pub use node::*;
+pub use processor::*;
 pub use product::*;
+pub use zone::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -31,5 +35,7 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("federations.yaml", Federation::crd()),
         ("dataproducts.yaml", DataProduct::crd()),
         ("catalogentries.yaml", CatalogEntry::crd()),
+        ("dataprocessors.yaml", DataProcessor::crd()),
+        ("freetradezones.yaml", FreeTradeZone::crd()),
     ]
 }

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
     validation = Rule::new("self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 59").message("node name must be a DNS label (lower-case letters, digits, '-') of at most 59 characters, because it names the namespace dfn-<name>"),
 )]
 #[x_kube(validation = Rule::new("self.province == 'CN-HK' ? self.jurisdiction == 'HK' : self.province == 'CN-MO' ? self.jurisdiction == 'MO' : self.jurisdiction == self.province.substring(0, 2)").message("jurisdiction does not match province: CN-HK is jurisdiction HK, CN-MO is MO, other CN-* provinces are CN, and a province outside China takes its country code (e.g. SG-01 is SG)"))]
+#[x_kube(validation = Rule::new("!self.greaterBayArea || self.province in ['CN-GD', 'CN-HK', 'CN-MO']").message("greaterBayArea applies only to nodes in provinces CN-GD, CN-HK or CN-MO"))]
 #[serde(rename_all = "camelCase")]
 pub struct DataFlowNodeSpec {
     /// City the node serves, e.g. "Shanghai".
@@ -52,6 +53,16 @@ pub struct DataFlowNodeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]
     pub zone: Option<String>,
+
+    /// The node serves one of the nine mainland Greater Bay Area cities, Hong Kong
+    /// or Macao (provinces CN-GD, CN-HK, CN-MO only): GBA standard contracts apply.
+    #[serde(default)]
+    pub greater_bay_area: bool,
+
+    /// The FreeTradeZone (by name) the node sits in, e.g. lingang.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub free_trade_zone: Option<String>,
 
     /// Geographic location, used to pick the nearest hubs and to draw the network map.
     #[serde(default, skip_serializing_if = "Option::is_none")]

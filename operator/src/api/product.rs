@@ -2,9 +2,10 @@
 //!
 //! The publisher node is never taken from the spec: it is the node whose home
 //! namespace holds the product, so a tenant cannot publish as another node. The
-//! schema rejects combinations the cross-border rules can never allow (CoreData
-//! leaving its node, ImportantData under anything but a security assessment, an
-//! exemption for sensitive data) so the publisher hears about them at once.
+//! schema rejects what can never be valid (CoreData leaving its node, personal
+//! data without its subjects, an exemption or anonymization on non-personal
+//! data, an assessment or certificate without dates or valid beyond 3 years)
+//! so the publisher hears about it at once; the rest is the policy's to decide.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::CustomResource;
@@ -47,9 +48,10 @@ use serde::{Deserialize, Serialize};
     )
 )]
 #[x_kube(validation = Rule::new("self.classification != 'CoreData' || self.visibility.scope != 'AllRegions'").message("CoreData stays at its publishing node: it cannot have visibility.scope AllRegions"))]
-#[x_kube(validation = Rule::new("self.classification != 'CoreData' || !has(self.crossBorder)").message("CoreData never crosses a border: remove crossBorder"))]
-#[x_kube(validation = Rule::new("self.classification != 'ImportantData' || !has(self.crossBorder) || self.crossBorder.mechanism == 'SecurityAssessment'").message("ImportantData crosses a border only under crossBorder.mechanism SecurityAssessment"))]
-#[x_kube(validation = Rule::new("!has(self.crossBorder) || self.crossBorder.mechanism != 'Exempt' || self.classification == 'PersonalInformation' || self.classification == 'Public'").message("crossBorder.mechanism Exempt applies only to non-sensitive PersonalInformation"))]
+#[x_kube(validation = Rule::new("self.classification != 'CoreData' || !has(self.crossBorder)").message("CoreData never crosses a border: remove spec.crossBorder"))]
+#[x_kube(validation = Rule::new("!(self.classification in ['PersonalInformation', 'SensitivePersonalInformation']) || has(self.subjects)").message("spec.subjects (individuals, sensitiveIndividuals) is required for PersonalInformation and SensitivePersonalInformation: the processor's yearly volumes are counted from it"))]
+#[x_kube(validation = Rule::new("self.classification in ['PersonalInformation', 'SensitivePersonalInformation'] || !has(self.crossBorder) || !has(self.crossBorder.exemption)").message("spec.crossBorder.exemption applies to personal information only: remove it, or classify the product as PersonalInformation or SensitivePersonalInformation"))]
+#[x_kube(validation = Rule::new("self.classification in ['PersonalInformation', 'SensitivePersonalInformation'] || !has(self.anonymization)").message("spec.anonymization applies to personal information only: remove it for this classification"))]
 #[serde(rename_all = "camelCase")]
 pub struct DataProductSpec {
     /// Title shown in every catalog.
@@ -87,26 +89,87 @@ pub struct DataProductSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("classification is immutable: publish a new product to reclassify data"))]
     pub classification: Classification,
 
-    /// The data is anonymized (cannot identify a person and cannot be restored), so it
-    /// is treated as non-personal. Does not lift ImportantData or CoreData restrictions.
-    #[serde(default)]
-    pub anonymized: bool,
-
-    /// Which nodes may list the product (further limited by the cross-border rules).
+    /// Which nodes may list the product (before the cross-border rules).
     #[serde(default)]
     pub visibility: Visibility,
 
-    /// The legal basis for listing the product in another jurisdiction.
+    /// The DataProcessor (at the publishing node) that releases the product;
+    /// without one, personal data stays in its own jurisdiction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub processor: Option<String>,
+
+    /// How many people the data is about (required for personal classifications).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subjects: Option<Subjects>,
+
+    /// The sector the data belongs to, read against a free trade zone's negative list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub sector: Option<String>,
+
+    /// The data's categories, read against a free trade zone's negative list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 128)))]
+    pub data_categories: Vec<String>,
+
+    /// Evidence that personal information was anonymized (PIPL Art 73(4)): then
+    /// it is no longer personal information. A claim without evidence is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymization: Option<Anonymization>,
+
+    /// The legal basis for listing the product abroad.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cross_border: Option<CrossBorder>,
 }
 
+/// How many people the data is about.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Subjects {
+    /// Individuals whose personal information the product holds.
+    #[schemars(range(min = 0))]
+    pub individuals: i64,
+    /// Of them, individuals whose sensitive personal information it holds.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub sensitive_individuals: i64,
+}
+
+/// Evidence of anonymization.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Anonymization {
+    /// The technique, e.g. "k-anonymity (k=20) with generalisation".
+    #[schemars(length(min = 1, max = 256))]
+    pub method: String,
+    /// The standard followed, e.g. "GB/T 42460-2023".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub standard: Option<String>,
+    /// The assessment that found re-identification not possible.
+    #[schemars(length(min = 1, max = 256))]
+    pub assessment_reference: String,
+}
+
 /// Data classification.
 #[derive(
-    JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+    JsonSchema,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
 )]
 pub enum Classification {
     /// Public data.
+    #[default]
     Public,
     /// Personal information.
     PersonalInformation,
@@ -161,39 +224,84 @@ pub enum VisibilityScope {
     Selected,
 }
 
-/// The legal basis for cross-border listing.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[x_kube(validation = Rule::new("self.mechanism == 'Exempt' || has(self.reference)").message("crossBorder.reference (the assessment, certificate or contract filing number) is required unless mechanism is Exempt"))]
-#[x_kube(validation = Rule::new("self.mechanism != 'Exempt' || has(self.exemptionReason)").message("crossBorder.mechanism Exempt needs an exemptionReason"))]
+/// The legal basis for listing a product abroad: an exemption, or mechanisms.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CrossBorder {
-    /// SecurityAssessment, Certification, StandardContract or Exempt.
-    pub mechanism: Mechanism,
-    /// Filing or certificate number of the assessment, certification or standard contract.
+    /// An exemption of the 2024 Provisions (personal information only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemption: Option<Exemption>,
+    /// The mechanisms in place; each names what it covers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub mechanisms: Vec<TransferMechanism>,
+}
+
+/// Exemptions from the mechanisms (Provisions Art 4, 5(1)-(3)).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Exemption {
+    /// Necessary to conclude or perform a contract with the individual (Art 5(1)).
+    ContractPerformance,
+    /// Cross-border human resources management under lawful rules (Art 5(2)).
+    HumanResources,
+    /// Protecting life, health or property in an emergency (Art 5(3)).
+    Emergency,
+    /// Personal information collected abroad, processed here and sent back (Art 4).
+    ReturnTransit,
+}
+
+/// One mechanism and what it covers.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("!(self.type in ['SecurityAssessment', 'Certification']) || (has(self.issuedAt) && has(self.validUntil))").message("a SecurityAssessment or Certification needs issuedAt and validUntil"))]
+#[x_kube(validation = Rule::new("!has(self.issuedAt) || !has(self.validUntil) || (self.validUntil > self.issuedAt && self.validUntil - self.issuedAt <= duration('26352h'))").message("validUntil must be after issuedAt and at most 3 years later: an extension is a new mechanism entry"))]
+#[serde(rename_all = "camelCase")]
+pub struct TransferMechanism {
+    /// The kind of mechanism.
+    #[serde(rename = "type")]
+    pub type_: Mechanism,
+    /// Filing, approval or certificate number.
     #[schemars(length(min = 1, max = 256))]
-    pub reference: Option<String>,
-    /// When the mechanism expires (RFC 3339). Entries abroad are withdrawn at that moment.
+    pub reference: String,
+    /// When it was granted (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<Time>,
+    /// When it expires (RFC 3339). Entries abroad are withdrawn at that moment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_until: Option<Time>,
-    /// For Exempt: the exemption that applies (e.g. contract performance, HR management,
-    /// emergency protection of life).
+    /// The recipients the filing names; absent, every foreign node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 1024))]
-    pub exemption_reason: Option<String>,
+    pub recipients: Option<Recipients>,
+}
+
+/// The targets a mechanism covers: a node must match every field given.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Recipients {
+    /// Jurisdictions of the recipients (CN, HK, MO, or ISO 3166-1 alpha-2 codes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self.all(j, j.matches('^[A-Z]{2}$'))").message("recipients.jurisdictions must be two upper-case letters each"))]
+    pub jurisdictions: Vec<String>,
+    /// The recipient nodes, by label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<LabelSelector>,
 }
 
 /// Cross-border transfer mechanism.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mechanism {
-    /// Security assessment by the Cyberspace Administration.
+    /// Security assessment by the Cyberspace Administration (PIPL Art 38(1), 40).
     SecurityAssessment,
-    /// Personal information protection certification.
+    /// Personal information protection certification (PIPL Art 38(2)).
     Certification,
-    /// Standard contract, filed with the regulator.
+    /// Standard contract, filed with the regulator (PIPL Art 38(3)).
     StandardContract,
-    /// An exemption from the three mechanisms (non-sensitive personal information only).
-    Exempt,
+    /// Greater Bay Area standard contract (Mainland-Hong Kong 2023, Mainland-Macao 2024).
+    GBAStandardContract,
+    /// Notification to Macao's DSPDP (Law 8/2005 Art 20).
+    MacaoNotification,
+    /// Authorization by Macao's DSPDP (Law 8/2005 Art 20).
+    MacaoAuthorization,
 }
 
 /// A node the product may not be listed at, and why.
@@ -203,6 +311,9 @@ pub struct BlockedTarget {
     pub node: String,
     /// Why, as a CamelCase reason (see docs/policy.md).
     pub reason: String,
+    /// The rule of the cross-border table that decided (see docs/policy.md).
+    #[serde(default)]
+    pub rule: i32,
 }
 
 /// Observed state of a product.

@@ -11,12 +11,11 @@ use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use kube::runtime::reflector::Store;
 
 use super::status::{apply_status, managers};
 use super::{Context, Result};
 use crate::api::conditions::{self, ConditionUpdate, Stamp, Status, types};
-use crate::api::{CatalogEntry, DataFlowNode, DataProduct, TARGET_NODE_LABEL};
+use crate::api::{CatalogEntry, DataFlowNode, TARGET_NODE_LABEL};
 use crate::catalog::delete_entry;
 use crate::catalog::member::{MemberProblem, Members};
 
@@ -31,7 +30,7 @@ pub mod reasons {
 pub const PERIOD: Duration = Duration::from_secs(10);
 
 /// Runs until the process stops.
-pub async fn run(ctx: Arc<Context>, products: Store<DataProduct>) {
+pub async fn run(ctx: Arc<Context>) {
     while !ctx.catalog_ready() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -39,7 +38,7 @@ pub async fn run(ctx: Arc<Context>, products: Store<DataProduct>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(error) = sweep_orphans(&ctx, &products).await {
+        if let Err(error) = sweep_orphans(&ctx).await {
             tracing::warn!(%error, "orphan sweep failed; retrying next period");
         }
         refresh_views(&ctx).await;
@@ -64,8 +63,13 @@ pub async fn remove_view(ctx: &Context, node: &str) {
 
 /// Deletes hub entries whose product no longer exists (by uid) or whose target
 /// node is gone, and member entries whose product is gone.
-async fn sweep_orphans(ctx: &Context, products: &Store<DataProduct>) -> Result<()> {
-    let live_products: BTreeSet<String> = products.state().iter().filter_map(|p| p.uid()).collect();
+async fn sweep_orphans(ctx: &Context) -> Result<()> {
+    let live_products: BTreeSet<String> = ctx
+        .products
+        .state()
+        .iter()
+        .filter_map(|p| p.uid())
+        .collect();
     let nodes = ctx.nodes.state();
     let live_nodes: BTreeSet<String> = nodes.iter().map(|n| n.name_any()).collect();
     for entry in ctx.entries.state() {

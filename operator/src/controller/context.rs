@@ -12,7 +12,9 @@ use kube::runtime::reflector::Store;
 
 use super::records::{LinkWrites, ReleaseClock, StatusWrites, WrittenEntries};
 use super::{Retries, catalog};
-use crate::api::{CatalogEntry, DataFlowNode, InterCityLink};
+use crate::api::{
+    CatalogEntry, DataFlowNode, DataProcessor, DataProduct, FreeTradeZone, InterCityLink,
+};
 use crate::catalog::member::Members;
 use crate::metrics::Metrics;
 use crate::probe::{HealthTable, ProbeGuard, Prober};
@@ -49,6 +51,9 @@ pub struct Caches {
     pub nodes: Store<DataFlowNode>,
     pub links: Store<InterCityLink>,
     pub entries: Store<CatalogEntry>,
+    pub products: Store<DataProduct>,
+    pub processors: Store<DataProcessor>,
+    pub zones: Store<FreeTradeZone>,
 }
 
 /// What every reconciler gets.
@@ -67,6 +72,12 @@ pub struct Context {
     pub links: Store<InterCityLink>,
     /// Every CatalogEntry in the hub, as watched.
     pub entries: Store<CatalogEntry>,
+    /// Every DataProduct, as watched.
+    pub products: Store<DataProduct>,
+    /// Every DataProcessor, as watched.
+    pub processors: Store<DataProcessor>,
+    /// Every FreeTradeZone, as watched.
+    pub zones: Store<FreeTradeZone>,
     /// Live probe state of nodes and link channels.
     pub health: Arc<HealthTable>,
     /// Clients of member clusters, by node.
@@ -106,6 +117,9 @@ impl Context {
             nodes: caches.nodes,
             links: caches.links,
             entries: caches.entries,
+            products: caches.products,
+            processors: caches.processors,
+            zones: caches.zones,
             health: Arc::default(),
             members: Arc::default(),
             release_clock: ReleaseClock::default(),

@@ -14,6 +14,7 @@ mod error;
 mod federation;
 mod link;
 mod node;
+mod processor;
 mod records;
 mod retries;
 mod shared;
@@ -52,8 +53,9 @@ pub async fn run(
         settings,
     ));
     let federations = wiring::federation_controller(&watches, client.clone());
-    let products = wiring::catalog_controller(&watches, &ctx, client);
-    let (federation_store, product_store) = (federations.store(), products.store());
+    let products = wiring::catalog_controller(&watches, &ctx);
+    let processors = wiring::processor_controller(&watches);
+    let federation_store = federations.store();
     metrics.register_network(NetworkCollector::new(
         ctx.nodes.clone(),
         ctx.links.clone(),
@@ -63,12 +65,13 @@ pub async fn run(
     metrics.register_catalog(CatalogCollector::new(
         ctx.nodes.clone(),
         ctx.entries.clone(),
-        product_store.clone(),
+        ctx.products.clone(),
+        ctx.processors.clone(),
         ctx.members.clone(),
     ));
 
     let runner = Runner::new(ctx.clone(), shutdown);
-    let controllers = futures::future::join4(
+    let controllers = futures::future::join5(
         runner.run(
             wiring::node_controller(&watches, &ctx),
             "node",
@@ -77,11 +80,12 @@ pub async fn run(
         runner.run(wiring::link_controller(&watches), "link", link::reconcile),
         runner.run(federations, "federation", federation::reconcile),
         runner.run(products, "catalog", catalog::reconcile),
+        runner.run(processors, "processor", processor::reconcile),
     );
     let housekeeping = futures::future::join4(
         wiring::forget_deleted(&watches, ctx.clone()),
-        wiring::mark_ready_once_synced(ctx.clone(), federation_store, product_store.clone(), ready),
-        catalog_views::run(ctx.clone(), product_store),
+        wiring::mark_ready_once_synced(ctx.clone(), federation_store, ready),
+        catalog_views::run(ctx.clone()),
         wiring::evict_unused_probe_clients(ctx.clone()),
     );
     // The controllers end on shutdown; the watches and housekeeping run until

@@ -15,6 +15,7 @@ pub mod managers {
     pub const LINK: &str = "flowfed.io/link-controller";
     pub const FEDERATION: &str = "flowfed.io/federation-controller";
     pub const CATALOG: &str = "flowfed.io/catalog-controller";
+    pub const PROCESSOR: &str = "flowfed.io/processor-controller";
 }
 
 /// Applies `status` to `object`'s status subresource as `manager`.

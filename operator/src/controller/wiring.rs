@@ -18,8 +18,8 @@ use tokio::sync::watch;
 use super::shared::{ChangeFilter, SharedWatch, Watched};
 use super::{Caches, Context, Error, Result, catalog_views, link};
 use crate::api::{
-    CatalogEntry, DataFlowNode, DataProduct, Federation, InterCityLink, MANAGED_BY,
-    MANAGED_BY_LABEL,
+    CatalogEntry, DataFlowNode, DataProcessor, DataProduct, Federation, FreeTradeZone,
+    InterCityLink, MANAGED_BY, MANAGED_BY_LABEL,
 };
 use crate::probe::Endpoint;
 
@@ -28,6 +28,9 @@ pub struct Watches {
     pub nodes: SharedWatch<DataFlowNode>,
     pub links: SharedWatch<InterCityLink>,
     pub entries: SharedWatch<CatalogEntry>,
+    pub products: SharedWatch<DataProduct>,
+    pub processors: SharedWatch<DataProcessor>,
+    pub zones: SharedWatch<FreeTradeZone>,
 }
 
 impl Watches {
@@ -41,6 +44,9 @@ impl Watches {
                 Api::all(client.clone()),
                 watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
             ),
+            products: SharedWatch::start(Api::all(client.clone()), watcher::Config::default()),
+            processors: SharedWatch::start(Api::all(client.clone()), watcher::Config::default()),
+            zones: SharedWatch::start(Api::all(client.clone()), watcher::Config::default()),
         }
     }
 
@@ -49,12 +55,22 @@ impl Watches {
             nodes: self.nodes.store.clone(),
             links: self.links.store.clone(),
             entries: self.entries.store.clone(),
+            products: self.products.store.clone(),
+            processors: self.processors.store.clone(),
+            zones: self.zones.store.clone(),
         }
     }
 
     /// Runs the watches (until dropped).
     pub async fn drive(&self) {
-        futures::future::join3(self.nodes.drive(), self.links.drive(), self.entries.drive()).await;
+        let catalog = futures::future::join3(
+            self.products.drive(),
+            self.processors.drive(),
+            self.zones.drive(),
+        );
+        let network =
+            futures::future::join3(self.nodes.drive(), self.links.drive(), self.entries.drive());
+        futures::future::join(network, catalog).await;
     }
 }
 
@@ -101,18 +117,22 @@ impl Runner {
 pub async fn mark_ready_once_synced(
     ctx: Arc<Context>,
     federations: Store<Federation>,
-    products: Store<DataProduct>,
     ready: Arc<AtomicBool>,
 ) {
-    let synced = futures::future::join5(
+    let network = futures::future::join3(
         ctx.nodes.wait_until_ready(),
         ctx.links.wait_until_ready(),
         federations.wait_until_ready(),
+    );
+    let catalog = futures::future::join4(
         ctx.entries.wait_until_ready(),
-        products.wait_until_ready(),
-    )
-    .await;
-    if let (Ok(()), Ok(()), Ok(()), Ok(()), Ok(())) = synced {
+        ctx.products.wait_until_ready(),
+        ctx.processors.wait_until_ready(),
+        ctx.zones.wait_until_ready(),
+    );
+    if let ((Ok(()), Ok(()), Ok(())), (Ok(()), Ok(()), Ok(()), Ok(()))) =
+        futures::future::join(network, catalog).await
+    {
         ctx.mark_ready();
         ready.store(true, Ordering::Release);
         tracing::info!("caches synced; controllers acting");
@@ -190,24 +210,12 @@ pub fn federation_controller(watches: &Watches, client: kube::Client) -> Control
 }
 
 /// Products wake on anyone else's change to their entries, on an entry's
-/// deletion (it is written again), and on a change of what the rules read of a
-/// node: labels, jurisdiction and catalog.
-pub fn catalog_controller(
-    watches: &Watches,
-    ctx: &Arc<Context>,
-    client: kube::Client,
-) -> Controller<DataProduct> {
-    let relevant = Arc::new(ChangeFilter::default());
-    let node_changes = watches.nodes.applied().filter_map(move |node| {
-        let fields = (
-            node.labels().clone(),
-            node.spec.jurisdiction.clone(),
-            node.spec.catalog.clone(),
-        );
-        std::future::ready(relevant.changed(&node.name_any(), fields).then_some(()))
-    });
-    let nodes_changed = futures::stream::select(node_changes, unit(watches.nodes.deletions()));
-    Controller::new(Api::<DataProduct>::all(client), watcher::Config::default())
+/// deletion (it is written again), on a change of what the rules read of a
+/// node (labels, jurisdiction, catalog, Greater Bay Area, free trade zone), of
+/// their processor (its spec, and the tier its totals give), and of any zone.
+pub fn catalog_controller(watches: &Watches, ctx: &Arc<Context>) -> Controller<DataProduct> {
+    let products = &watches.products;
+    Controller::for_shared_stream(products.triggers(), products.store.clone())
         .watches_shared_stream(watches.entries.applied(), {
             let ctx = ctx.clone();
             move |entry: Arc<CatalogEntry>| {
@@ -226,8 +234,92 @@ pub fn catalog_controller(
                 Some(product_of(&entry))
             }
         })
-        .reconcile_all_on(nodes_changed)
+        .watches_shared_stream(processor_changes(watches), {
+            let products = products.store.clone();
+            move |processor: Arc<DataProcessor>| products_of(&products, &processor.name_any())
+        })
+        .reconcile_all_on(futures::stream::select(
+            node_changes(watches, catalog_node_fields),
+            unit(watches.zones.triggers()),
+        ))
         .with_config(ControllerConfig::default().concurrency(16))
+}
+
+/// What the catalog reads of a node.
+fn catalog_node_fields(node: &DataFlowNode) -> u64 {
+    let fields = (
+        node.labels(),
+        &node.spec.jurisdiction,
+        &node.spec.catalog,
+        node.spec.greater_bay_area,
+        &node.spec.free_trade_zone,
+    );
+    fingerprint(fields)
+}
+
+/// Processors wake on their own changes, on any change of a product naming
+/// them, and on a change of what their totals read of a node (labels and
+/// jurisdiction decide whether a product reaches abroad).
+pub fn processor_controller(watches: &Watches) -> Controller<DataProcessor> {
+    let processors = &watches.processors;
+    Controller::for_shared_stream(processors.triggers(), processors.store.clone())
+        .watches_shared_stream(watches.products.triggers(), |product: Arc<DataProduct>| {
+            let name = product.spec.processor.as_deref()?;
+            Some(ObjectRef::new(name))
+        })
+        .reconcile_all_on(node_changes(watches, |node| {
+            fingerprint((node.labels(), &node.spec.jurisdiction))
+        }))
+}
+
+/// A processor changed in what the catalog reads: its spec, or its tier.
+fn processor_changes(watches: &Watches) -> impl Stream<Item = Arc<DataProcessor>> + Send + 'static {
+    let relevant = Arc::new(ChangeFilter::default());
+    let forget = relevant.clone();
+    let applied = watches.processors.applied().filter(move |processor| {
+        let tier = processor.status.as_ref().and_then(|s| s.tier);
+        let changed = relevant.changed(&processor.name_any(), (&processor.spec, tier));
+        std::future::ready(changed)
+    });
+    let deleted = watches.processors.deletions().inspect(move |processor| {
+        forget.forget(&processor.name_any());
+    });
+    futures::stream::select(applied, deleted)
+}
+
+/// A unit for every change of `fields` of a node, and every node deletion.
+fn node_changes(
+    watches: &Watches,
+    fields: fn(&DataFlowNode) -> u64,
+) -> futures::stream::BoxStream<'static, ()> {
+    let relevant = Arc::new(ChangeFilter::default());
+    let forget = relevant.clone();
+    let applied = watches.nodes.applied().filter_map(move |node| {
+        let changed = relevant.changed(&node.name_any(), fields(&node));
+        std::future::ready(changed.then_some(()))
+    });
+    let deleted = watches
+        .nodes
+        .deletions()
+        .map(move |node| forget.forget(&node.name_any()));
+    futures::stream::select(applied, deleted).boxed()
+}
+
+fn fingerprint(fields: impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = std::hash::DefaultHasher::new();
+    fields.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Products naming processor `name`.
+fn products_of(products: &Store<DataProduct>, name: &str) -> Vec<ObjectRef<DataProduct>> {
+    products
+        .state()
+        .iter()
+        .filter(|p| p.spec.processor.as_deref() == Some(name))
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
+        .collect()
 }
 
 /// The product an entry lists.

@@ -1,5 +1,5 @@
-//! Catalog gauges (entries per node, blocks per reason, member clusters up),
-//! read from the caches at scrape time.
+//! Catalog gauges (entries per node, blocks per reason, member clusters up,
+//! each processor's yearly totals and tier), read from the caches at scrape time.
 
 use std::sync::{Arc, Mutex};
 
@@ -9,9 +9,11 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{GaugeVec, Opts};
 
-use crate::api::{CatalogEntry, DataFlowNode, DataProduct, TARGET_NODE_LABEL};
+use crate::api::{
+    CatalogEntry, DataFlowNode, DataProcessor, DataProduct, ProcessorTier, TARGET_NODE_LABEL,
+};
 use crate::catalog::member::Members;
-use crate::policy::BlockReason;
+use crate::policy::Reason;
 
 /// Reads catalog gauges at scrape time: entries per node, blocks per reason,
 /// member clusters up.
@@ -19,8 +21,9 @@ pub struct CatalogCollector {
     nodes: Store<DataFlowNode>,
     entries: Store<CatalogEntry>,
     products: Store<DataProduct>,
+    processors: Store<DataProcessor>,
     members: Arc<Members>,
-    gauges: Mutex<[GaugeVec; 3]>,
+    gauges: Mutex<[GaugeVec; 6]>,
     descs: Vec<Desc>,
 }
 
@@ -29,6 +32,7 @@ impl CatalogCollector {
         nodes: Store<DataFlowNode>,
         entries: Store<CatalogEntry>,
         products: Store<DataProduct>,
+        processors: Store<DataProcessor>,
         members: Arc<Members>,
     ) -> Self {
         let gauge = |name: &str, help: &str, labels: &[&str]| {
@@ -50,6 +54,21 @@ impl CatalogCollector {
                 "1 when the node's member cluster is usable, else 0.",
                 &["node"],
             ),
+            gauge(
+                "flowfed_processor_individuals",
+                "Individuals whose personal information the processor sends abroad this calendar year (UTC+8).",
+                &["processor", "node"],
+            ),
+            gauge(
+                "flowfed_processor_sensitive_individuals",
+                "Individuals whose sensitive personal information the processor sends abroad this calendar year.",
+                &["processor", "node"],
+            ),
+            gauge(
+                "flowfed_processor_tier",
+                "1 for the mechanism tier the processor's volumes require (Exempt, ContractOrCertification, SecurityAssessment).",
+                &["processor", "tier"],
+            ),
         ];
         let descs = gauges
             .iter()
@@ -59,6 +78,7 @@ impl CatalogCollector {
             nodes,
             entries,
             products,
+            processors,
             members,
             gauges: Mutex::new(gauges),
             descs,
@@ -73,7 +93,7 @@ impl Collector for CatalogCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let gauges = self.gauges.lock().expect("gauges lock");
-        let [entries, blocked, member_up] = &*gauges;
+        let [entries, blocked, member_up, ..] = &*gauges;
         for g in gauges.iter() {
             g.reset();
         }
@@ -95,9 +115,9 @@ impl Collector for CatalogCollector {
             };
             entries.with_label_values(&[&name]).set(count as f64);
         }
-        for reason in BlockReason::ALL
+        for reason in Reason::BLOCKED
             .iter()
-            .filter(|r| **r != BlockReason::NotSelected)
+            .filter(|r| **r != Reason::NotSelected)
         {
             blocked.with_label_values(&[reason.as_str()]).set(0.0);
         }
@@ -106,7 +126,36 @@ impl Collector for CatalogCollector {
                 blocked.with_label_values(&[&block.reason]).inc();
             }
         }
+        self.collect_processors(&gauges);
         gauges.iter().flat_map(|g| g.collect()).collect()
+    }
+}
+
+impl CatalogCollector {
+    fn collect_processors(&self, gauges: &[GaugeVec; 6]) {
+        let [.., individuals, sensitive, tiers] = gauges;
+        for processor in self.processors.state() {
+            let Some(status) = &processor.status else {
+                continue;
+            };
+            let (name, node) = (processor.name_any(), &processor.spec.node);
+            individuals
+                .with_label_values(&[&name, node])
+                .set(status.individuals as f64);
+            sensitive
+                .with_label_values(&[&name, node])
+                .set(status.sensitive_individuals as f64);
+            for tier in [
+                ProcessorTier::Exempt,
+                ProcessorTier::ContractOrCertification,
+                ProcessorTier::SecurityAssessment,
+            ] {
+                let current = f64::from(u8::from(status.tier == Some(tier)));
+                tiers
+                    .with_label_values(&[&name, tier.as_str()])
+                    .set(current);
+            }
+        }
     }
 }
 
@@ -165,7 +214,8 @@ mod tests {
                 {"node": "macao", "reason": "NoCrossBorderMechanism"},
             ]},
         })]);
-        let collector = CatalogCollector::new(nodes, entries, products, Arc::default());
+        let collector =
+            CatalogCollector::new(nodes, entries, products, store_of(vec![]), Arc::default());
         let families = collector.collect();
         assert_eq!(
             gauge(&families, "flowfed_catalog_entries", "shenzhen"),

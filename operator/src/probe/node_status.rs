@@ -183,6 +183,8 @@ mod tests {
                 province: "CN-ZJ".into(),
                 jurisdiction: "CN".into(),
                 zone: None,
+                greater_bay_area: false,
+                free_trade_zone: None,
                 location: None,
                 endpoint: Endpoint {
                     url: "http://127.0.0.1:1/".into(),

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
+use super::facts::Surroundings;
 use crate::api::{DataFlowNode, DataProduct};
 
 /// A node in `jurisdiction`, its catalog in the hub or, with a Secret name, in
@@ -47,4 +49,15 @@ pub fn product(namespace: &str, name: &str, spec: Value) -> DataProduct {
         "spec": spec,
     });
     serde_json::from_value(product).expect("a valid product")
+}
+
+/// `nodes` and nothing else around, at `now`.
+pub fn around(nodes: &[Arc<DataFlowNode>], now: Timestamp) -> Surroundings<'_> {
+    Surroundings {
+        nodes,
+        products: &[],
+        processors: &[],
+        zones: &[],
+        now,
+    }
 }

@@ -9,7 +9,7 @@
 //! which is at the nearest mechanism expiry so entries abroad are withdrawn on
 //! time).
 
-mod facts;
+pub(super) mod facts;
 #[cfg(test)]
 mod fixtures;
 mod plan;
@@ -106,8 +106,16 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
     };
     let uid = product.uid().ok_or(Error::MissingField("metadata.uid"))?;
     let known = known_status(&product, ctx);
-    let nodes = ctx.nodes.state();
-    let facts = match facts::gather(&product, &nodes) {
+    let (nodes, products) = (ctx.nodes.state(), ctx.products.state());
+    let (processors, zones) = (ctx.processors.state(), ctx.zones.state());
+    let around = facts::Surroundings {
+        nodes: &nodes,
+        products: &products,
+        processors: &processors,
+        zones: &zones,
+        now: stamp.now,
+    };
+    let facts = match facts::gather(&product, around) {
         Ok(facts) => facts,
         Err(why) => {
             if let Unplannable::NoPublisher(_) = why {

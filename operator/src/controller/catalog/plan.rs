@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use super::facts::CatalogFacts;
 use crate::api::{BlockedTarget, CatalogEntrySpec, DataFlowNode, DataProduct};
 use crate::catalog::{entry_name, listing};
-use crate::policy::{self, BlockReason, Decision};
+use crate::policy::{self, Decision, Reason};
 
 /// The listing a product should have right now.
 #[derive(Clone, Debug)]
@@ -48,13 +48,28 @@ pub fn plan(product: &DataProduct, facts: &CatalogFacts, now: Timestamp) -> Plan
     let entry_name = entry_name(&publisher, &product.name_any());
     let mut targets = Vec::new();
     let mut blocked = Vec::new();
+    let context = policy::Context {
+        processor: facts.processor.as_ref(),
+        zones: &facts.zones,
+    };
     for (node, node_facts) in &facts.nodes {
-        match policy::visibility(&facts.product, &facts.publisher_facts, node_facts, now) {
-            Decision::Visible => targets.push(node.clone()),
-            Decision::Blocked(BlockReason::NotSelected) => {}
-            Decision::Blocked(reason) => blocked.push(BlockedTarget {
+        let decision = policy::visibility(
+            &facts.product,
+            &facts.publisher_facts,
+            node_facts,
+            context,
+            now,
+        );
+        match decision {
+            Decision { visible: true, .. } => targets.push(node.clone()),
+            Decision {
+                reason: Reason::NotSelected,
+                ..
+            } => {}
+            Decision { reason, rule, .. } => blocked.push(BlockedTarget {
                 node: node_facts.name.clone(),
                 reason: reason.as_str().to_owned(),
+                rule: i32::from(rule),
             }),
         }
     }
@@ -75,24 +90,24 @@ pub fn plan(product: &DataProduct, facts: &CatalogFacts, now: Timestamp) -> Plan
         blocked,
         hub_keep,
         member_keep,
-        next_change: policy::next_change(&facts.product, now),
+        next_change: policy::next_change(&facts.product, facts.declared_year, now),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::facts::{Unplannable, gather};
-    use super::super::fixtures::{node, product};
+    use super::super::fixtures::{around, node, product};
     use super::*;
 
     fn at(second: i64) -> Timestamp {
         Timestamp::from_second(second).unwrap()
     }
 
-    fn blocked(plan: &Plan) -> Vec<(&str, &str)> {
+    fn blocked(plan: &Plan) -> Vec<(&str, &str, i32)> {
         plan.blocked
             .iter()
-            .map(|b| (b.node.as_str(), b.reason.as_str()))
+            .map(|b| (b.node.as_str(), b.reason.as_str(), b.rule))
             .collect()
     }
 
@@ -108,7 +123,11 @@ mod tests {
             "weather",
             serde_json::json!({"classification": "Public"}),
         );
-        let plan = plan(&product, &gather(&product, &nodes).unwrap(), at(0));
+        let plan = plan(
+            &product,
+            &gather(&product, around(&nodes, at(0))).unwrap(),
+            at(0),
+        );
         assert_eq!(plan.publisher, "beijing");
         assert_eq!(plan.entry_name, "beijing.weather");
         assert_eq!(plan.target_names(), ["beijing", "hongkong", "shanghai"]);
@@ -120,7 +139,7 @@ mod tests {
     }
 
     #[test]
-    fn personal_information_without_a_mechanism_is_blocked_abroad_only() {
+    fn important_data_without_a_mechanism_is_blocked_abroad_only() {
         let nodes = vec![
             node("shenzhen", "CN", None),
             node("guangzhou", "CN", None),
@@ -128,12 +147,16 @@ mod tests {
         ];
         let product = product(
             "dfn-shenzhen",
-            "patients",
-            serde_json::json!({"classification": "PersonalInformation"}),
+            "grid",
+            serde_json::json!({"classification": "ImportantData"}),
         );
-        let plan = plan(&product, &gather(&product, &nodes).unwrap(), at(0));
+        let plan = plan(
+            &product,
+            &gather(&product, around(&nodes, at(0))).unwrap(),
+            at(0),
+        );
         assert_eq!(plan.target_names(), ["guangzhou", "shenzhen"]);
-        assert_eq!(blocked(&plan), [("macao", "NoCrossBorderMechanism")]);
+        assert_eq!(blocked(&plan), [("macao", "NoCrossBorderMechanism", 12)]);
         assert_eq!(plan.next_change, None);
     }
 
@@ -144,17 +167,20 @@ mod tests {
             "dfn-shanghai",
             "trades",
             serde_json::json!({
-                "classification": "PersonalInformation",
-                "crossBorder": {"mechanism": "StandardContract", "reference": "SC-1", "validUntil": "1970-01-01T00:01:40Z"},
+                "classification": "ImportantData",
+                "crossBorder": {"mechanisms": [{
+                    "type": "SecurityAssessment", "reference": "SA-1",
+                    "issuedAt": "1970-01-01T00:00:00Z", "validUntil": "1970-01-01T00:01:40Z",
+                }]},
             }),
         );
-        let facts = gather(&product, &nodes).unwrap();
+        let facts = gather(&product, around(&nodes, at(0))).unwrap();
         let before = plan(&product, &facts, at(99));
         assert_eq!(before.target_names(), ["hongkong", "shanghai"]);
         assert_eq!(before.next_change, Some(at(100)));
         let after = plan(&product, &facts, at(100));
         assert_eq!(after.target_names(), ["shanghai"]);
-        assert_eq!(blocked(&after), [("hongkong", "MechanismExpired")]);
+        assert_eq!(blocked(&after), [("hongkong", "MechanismExpired", 15)]);
         assert_eq!(after.next_change, None);
     }
 
@@ -174,7 +200,11 @@ mod tests {
                 "visibility": {"scope": "Selected", "nodeSelector": {"matchLabels": {"tier": "edge"}}},
             }),
         );
-        let plan = plan(&product, &gather(&product, &nodes).unwrap(), at(0));
+        let plan = plan(
+            &product,
+            &gather(&product, around(&nodes, at(0))).unwrap(),
+            at(0),
+        );
         assert_eq!(plan.target_names(), ["chengdu"]);
         assert!(plan.blocked.is_empty());
     }
@@ -187,7 +217,7 @@ mod tests {
             "stray",
             serde_json::json!({"classification": "Public"}),
         );
-        let Err(Unplannable::NoPublisher(problem)) = gather(&product, &nodes) else {
+        let Err(Unplannable::NoPublisher(problem)) = gather(&product, around(&nodes, at(0))) else {
             panic!("a product in no home namespace has no publisher");
         };
         assert_eq!(problem.reason, "NoPublisherNode");
@@ -204,7 +234,7 @@ mod tests {
             "p",
             serde_json::json!({"classification": "Public"}),
         );
-        let Err(Unplannable::NoPublisher(problem)) = gather(&product, &nodes) else {
+        let Err(Unplannable::NoPublisher(problem)) = gather(&product, around(&nodes, at(0))) else {
             panic!("two claimants make no publisher");
         };
         assert_eq!(problem.reason, "AmbiguousPublisherNode");

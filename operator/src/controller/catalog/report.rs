@@ -95,7 +95,7 @@ pub fn listed(
             let blocked: Vec<String> = plan
                 .blocked
                 .iter()
-                .map(|b| format!("{} ({})", b.node, b.reason))
+                .map(|b| format!("{} ({}, rule {})", b.node, b.reason, b.rule))
                 .collect();
             format!("not listed at {}", blocked.join(", "))
         });
@@ -193,7 +193,7 @@ pub fn known_status(product: &DataProduct, ctx: &Context) -> Option<DataProductS
 #[cfg(test)]
 mod tests {
     use super::super::facts::gather;
-    use super::super::fixtures::{node, product};
+    use super::super::fixtures::{around, node, product};
     use super::super::plan::plan;
     use super::*;
     use crate::api::conditions::Problem;
@@ -221,7 +221,11 @@ mod tests {
             "ports",
             serde_json::json!({"classification": classification}),
         );
-        plan(&product, &gather(&product, &nodes).unwrap(), at(0))
+        plan(
+            &product,
+            &gather(&product, around(&nodes, at(0))).unwrap(),
+            at(0),
+        )
     }
 
     fn written_everywhere(plan: &Plan) -> Written {
@@ -239,7 +243,7 @@ mod tests {
 
     #[test]
     fn a_first_sync_reports_targets_blocks_and_the_release_latency() {
-        let plan = planned("PersonalInformation");
+        let plan = planned("ImportantData");
         let listed = listed(
             &DataProductStatus::default(),
             &plan,
@@ -256,14 +260,14 @@ mod tests {
         assert_eq!(status.release_to_visible_millis, Some(3000));
         assert_eq!(
             listed.blocked_note.as_deref(),
-            Some("not listed at hongkong (NoCrossBorderMechanism)")
+            Some("not listed at hongkong (NoCrossBorderMechanism, rule 12)")
         );
         assert_eq!(status.last_sync_time, Some(Time(at(5))));
     }
 
     #[test]
     fn a_resync_that_changes_nothing_reports_nothing_new() {
-        let plan = planned("PersonalInformation");
+        let plan = planned("ImportantData");
         let first = listed(
             &DataProductStatus::default(),
             &plan,
