@@ -27,6 +27,8 @@ fn dynamic_api(client: &kube::Client, kind: &str, namespace: Option<&str>) -> Ap
         "Federation" => "federations",
         "DataProduct" => "dataproducts",
         "CatalogEntry" => "catalogentries",
+        "DataProcessor" => "dataprocessors",
+        "FreeTradeZone" => "freetradezones",
         other => panic!("unknown kind {other}"),
     };
     let resource = ApiResource::from_gvk_with_plural(
@@ -99,6 +101,24 @@ fn product(namespace: &str, name: &str, spec: Value) -> Value {
         "apiVersion": "flowfed.io/v1alpha1", "kind": "DataProduct",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"title": "Air quality", "classification": "Public"}
+    });
+    merged(&base, &json!({"spec": spec}))
+}
+
+fn processor(name: &str, spec: Value) -> Value {
+    let base = json!({
+        "apiVersion": "flowfed.io/v1alpha1", "kind": "DataProcessor",
+        "metadata": {"name": name},
+        "spec": {"node": "shanghai", "legalName": "Example Data Co., Ltd."}
+    });
+    merged(&base, &json!({"spec": spec}))
+}
+
+fn zone(name: &str, spec: Value) -> Value {
+    let base = json!({
+        "apiVersion": "flowfed.io/v1alpha1", "kind": "FreeTradeZone",
+        "metadata": {"name": name},
+        "spec": {"displayName": "Lingang", "reference": "FTZ-2024-1", "sectors": ["finance"]}
     });
     merged(&base, &json!({"spec": spec}))
 }
@@ -285,18 +305,77 @@ async fn invalid_manifests_are_rejected_with_a_message_that_says_what_to_fix() {
             product(
                 &ns,
                 &n(),
-                json!({"classification": "PersonalInformation", "crossBorder": {"mechanism": "StandardContract"}}),
+                json!({"classification": "ImportantData", "crossBorder": {"mechanisms": [{"type": "StandardContract"}]}}),
             ),
-            "crossBorder.reference",
+            "spec.crossBorder.mechanisms[0].reference: Required value",
         ),
         (
-            "exemption without reason",
+            "personal data without subjects",
+            product(&ns, &n(), json!({"classification": "PersonalInformation"})),
+            "spec.subjects (individuals, sensitiveIndividuals) is required",
+        ),
+        (
+            "exemption on non-personal data",
             product(
                 &ns,
                 &n(),
-                json!({"classification": "PersonalInformation", "crossBorder": {"mechanism": "Exempt"}}),
+                json!({"classification": "ImportantData", "crossBorder": {"exemption": "Emergency"}}),
             ),
-            "Exempt needs an exemptionReason",
+            "spec.crossBorder.exemption applies to personal information only",
+        ),
+        (
+            "anonymization on non-personal data",
+            product(
+                &ns,
+                &n(),
+                json!({"classification": "Public", "anonymization": {"method": "k-anonymity", "assessmentReference": "A-1"}}),
+            ),
+            "spec.anonymization applies to personal information only",
+        ),
+        (
+            "anonymization without evidence",
+            product(
+                &ns,
+                &n(),
+                json!({"classification": "PersonalInformation", "subjects": {"individuals": 5}, "anonymization": {"method": "hashing"}}),
+            ),
+            "spec.anonymization.assessmentReference: Required value",
+        ),
+        (
+            "security assessment without dates",
+            product(
+                &ns,
+                &n(),
+                json!({"classification": "ImportantData", "crossBorder": {"mechanisms": [{"type": "SecurityAssessment", "reference": "SA-1"}]}}),
+            ),
+            "needs issuedAt and validUntil",
+        ),
+        (
+            "certificate valid for 5 years",
+            product(
+                &ns,
+                &n(),
+                json!({"classification": "PersonalInformation", "subjects": {"individuals": 5}, "crossBorder": {"mechanisms": [{"type": "Certification", "reference": "PIC-1", "issuedAt": "2026-01-01T00:00:00Z", "validUntil": "2031-01-01T00:00:00Z"}]}}),
+            ),
+            "at most 3 years later",
+        ),
+        (
+            "unknown exemption",
+            product(
+                &ns,
+                &n(),
+                json!({"classification": "PersonalInformation", "subjects": {"individuals": 5}, "crossBorder": {"exemption": "Research"}}),
+            ),
+            "Unsupported value: \"Research\"",
+        ),
+        (
+            "recipient jurisdiction in lower case",
+            product(
+                &ns,
+                &n(),
+                json!({"classification": "ImportantData", "crossBorder": {"mechanisms": [{"type": "StandardContract", "reference": "SC-1", "recipients": {"jurisdictions": ["hk"]}}]}}),
+            ),
+            "recipients.jurisdictions must be two upper-case letters",
         ),
         (
             "core data everywhere",
@@ -308,27 +387,35 @@ async fn invalid_manifests_are_rejected_with_a_message_that_says_what_to_fix() {
             product(
                 &ns,
                 &n(),
-                json!({"classification": "CoreData", "visibility": {"scope": "Selected", "nodeSelector": {}}, "crossBorder": {"mechanism": "SecurityAssessment", "reference": "X"}}),
+                json!({"classification": "CoreData", "visibility": {"scope": "Selected", "nodeSelector": {}}, "crossBorder": {"mechanisms": [{"type": "StandardContract", "reference": "X"}]}}),
             ),
             "CoreData never crosses a border",
         ),
         (
-            "important data certified",
-            product(
-                &ns,
+            "greater bay area in Shanghai",
+            node(
                 &n(),
-                json!({"classification": "ImportantData", "crossBorder": {"mechanism": "Certification", "reference": "X"}}),
+                json!({"city": "Shanghai", "province": "CN-SH", "greaterBayArea": true, "endpoint": {"url": "https://gw.example/"}}),
             ),
-            "ImportantData crosses a border only under crossBorder.mechanism SecurityAssessment",
+            "greaterBayArea applies only to nodes in provinces CN-GD, CN-HK or CN-MO",
         ),
         (
-            "sensitive data exempted",
-            product(
-                &ns,
+            "processor credit code too short",
+            processor(&n(), json!({"creditCode": "91310000"})),
+            "spec.creditCode must be an 18-character unified social credit code",
+        ),
+        (
+            "processor without a node",
+            processor(&n(), json!({"node": null})),
+            "spec.node: Required value",
+        ),
+        (
+            "zone list outside its sectors",
+            zone(
                 &n(),
-                json!({"classification": "SensitivePersonalInformation", "crossBorder": {"mechanism": "Exempt", "exemptionReason": "r"}}),
+                json!({"negativeList": [{"sector": "health", "category": "records"}]}),
             ),
-            "Exempt applies only to non-sensitive PersonalInformation",
+            "every negativeList item's sector must be one of spec.sectors",
         ),
         (
             "unknown classification",
@@ -360,7 +447,7 @@ async fn invalid_manifests_are_rejected_with_a_message_that_says_what_to_fix() {
             product(
                 &ns,
                 &n(),
-                json!({"classification": "PersonalInformation", "crossBorder": {"mechanism": "StandardContract", "reference": "X", "validUntil": "tomorrow"}}),
+                json!({"classification": "ImportantData", "crossBorder": {"mechanisms": [{"type": "StandardContract", "reference": "X", "validUntil": "tomorrow"}]}}),
             ),
             "date-time",
         ),
@@ -489,7 +576,7 @@ async fn valid_edge_cases_are_accepted_with_defaults_applied() {
         product(
             &ns,
             &unique("anonymized"),
-            json!({"classification": "SensitivePersonalInformation", "anonymized": true}),
+            json!({"classification": "SensitivePersonalInformation", "subjects": {"individuals": 5000, "sensitiveIndividuals": 5000}, "anonymization": {"method": "k-anonymity (k=20)", "standard": "GB/T 42460-2023", "assessmentReference": "ANON-7"}}),
         ),
         product(
             &ns,
@@ -504,7 +591,29 @@ async fn valid_edge_cases_are_accepted_with_defaults_applied() {
         product(
             &ns,
             &unique("no-expiry"),
-            json!({"classification": "PersonalInformation", "crossBorder": {"mechanism": "Certification", "reference": "PIC-1"}}),
+            json!({"classification": "PersonalInformation", "subjects": {"individuals": 1}, "crossBorder": {"mechanisms": [{"type": "StandardContract", "reference": "SC-1"}]}}),
+        ),
+        product(
+            &ns,
+            &unique("hr-sensitive"),
+            json!({"classification": "SensitivePersonalInformation", "subjects": {"individuals": 20, "sensitiveIndividuals": 20}, "crossBorder": {"exemption": "HumanResources"}}),
+        ),
+        product(
+            &ns,
+            &unique("three-years"),
+            json!({"classification": "ImportantData", "crossBorder": {"mechanisms": [{"type": "SecurityAssessment", "reference": "SA-1", "issuedAt": "2026-03-01T00:00:00Z", "validUntil": "2029-03-01T00:00:00Z", "recipients": {"jurisdictions": ["HK", "SG"]}}]}}),
+        ),
+        node(
+            &unique("shenzhen"),
+            json!({"city": "Shenzhen", "province": "CN-GD", "greaterBayArea": true, "freeTradeZone": "qianhai"}),
+        ),
+        processor(
+            &unique("processor"),
+            json!({"creditCode": "91310000MA1FL1234X", "criticalInformationInfrastructure": true, "outboundOutsideFlowfed": {"year": 2026, "individuals": 120000}}),
+        ),
+        zone(
+            &unique("lingang"),
+            json!({"sectors": ["finance", "shipping"], "negativeList": [{"sector": "finance", "category": "accounts"}]}),
         ),
     ];
     for manifest in &accepted {

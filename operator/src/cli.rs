@@ -1,5 +1,6 @@
-//! Command-line interface: `flowfed run` starts the controllers, `flowfed crdgen`
-//! writes the CRDs the types define.
+//! Command-line interface: `flowfed run` starts the controllers, `flowfed
+//! policy explain` decides the cross-border rules over manifests offline,
+//! `flowfed crdgen` writes the CRDs the types define.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::controller::Settings;
 use crate::probe::ProbeGuard;
 use crate::runtime::LeaderElection;
-use crate::{api, runtime};
+use crate::{api, explain, runtime};
 
 /// flowfed: keeps a national network of data flow nodes interconnected and its
 /// catalog visible in every region that may see it.
@@ -47,12 +48,40 @@ enum Command {
         #[arg(long, env = "FLOWFED_ALLOW_LINK_LOCAL_ENDPOINTS")]
         allow_link_local_endpoints: bool,
     },
+    /// The cross-border rules, offline.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Write the CustomResourceDefinitions as YAML, one file per kind.
     Crdgen {
         /// Directory to write into (created if missing); `-` prints every CRD to stdout.
         #[arg(long, default_value = "crds")]
         out: PathBuf,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum PolicyCommand {
+    /// Decide every (product, node) of the manifests given, as the controller would.
+    Explain {
+        /// Manifests: files or directories (YAML streams; nodes, processors, zones, products).
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// The time to decide at (RFC 3339), e.g. to see an expiry ahead of time.
+        #[arg(long)]
+        now: Option<String>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+/// How `policy explain` prints.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Output {
+    Table,
+    Json,
 }
 
 /// How logs are written (the filter comes from RUST_LOG, default `info`).
@@ -66,6 +95,9 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Crdgen { out } => crdgen(&out),
+            Command::Policy {
+                command: PolicyCommand::Explain { files, now, output },
+            } => policy_explain(&files, now.as_deref(), output),
             Command::Run {
                 http_addr,
                 log_format,
@@ -174,6 +206,22 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+fn policy_explain(files: &[PathBuf], now: Option<&str>, output: Output) -> anyhow::Result<()> {
+    let now = match now {
+        Some(text) => text
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--now {text:?} is not an RFC 3339 time: {e}"))?,
+        None => k8s_openapi::jiff::Timestamp::now(),
+    };
+    let manifests = explain::Manifests::read(files)?;
+    let lines = explain::explain(&manifests, now);
+    match output {
+        Output::Table => print!("{}", explain::table(&lines)),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&lines)?),
+    }
+    Ok(())
 }
 
 /// Renders every CRD as YAML, keyed by its file name.

@@ -6,6 +6,7 @@ pub mod api;
 pub mod catalog;
 pub mod cli;
 pub mod controller;
+pub mod explain;
 pub mod metrics;
 pub mod policy;
 pub mod probe;

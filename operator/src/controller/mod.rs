@@ -7,7 +7,7 @@
 //! from its nodes, and the federation reconciler realises the topology and
 //! reports interconnection whenever any node or link changes.
 
-mod catalog;
+pub mod catalog;
 mod catalog_views;
 mod context;
 mod error;

@@ -9,10 +9,10 @@
 //! which is at the nearest mechanism expiry so entries abroad are withdrawn on
 //! time).
 
-pub(super) mod facts;
+pub mod facts;
 #[cfg(test)]
 mod fixtures;
-mod plan;
+pub mod plan;
 mod report;
 mod write;
 

@@ -42,24 +42,31 @@ impl Plan {
     }
 }
 
+/// The decision for every node, in node order: what the plan is made of, and
+/// what `flowfed policy explain` prints.
+pub fn decisions(facts: &CatalogFacts, now: Timestamp) -> Vec<(&Arc<DataFlowNode>, Decision)> {
+    let context = policy::Context {
+        processor: facts.processor.as_ref(),
+        zones: &facts.zones,
+    };
+    facts
+        .nodes
+        .iter()
+        .map(|(node, target)| {
+            let decision =
+                policy::visibility(&facts.product, &facts.publisher_facts, target, context, now);
+            (node, decision)
+        })
+        .collect()
+}
+
 /// The plan for `product` given `facts`, at `now`.
 pub fn plan(product: &DataProduct, facts: &CatalogFacts, now: Timestamp) -> Plan {
     let publisher = facts.publisher.name_any();
     let entry_name = entry_name(&publisher, &product.name_any());
     let mut targets = Vec::new();
     let mut blocked = Vec::new();
-    let context = policy::Context {
-        processor: facts.processor.as_ref(),
-        zones: &facts.zones,
-    };
-    for (node, node_facts) in &facts.nodes {
-        let decision = policy::visibility(
-            &facts.product,
-            &facts.publisher_facts,
-            node_facts,
-            context,
-            now,
-        );
+    for (node, decision) in decisions(facts, now) {
         match decision {
             Decision { visible: true, .. } => targets.push(node.clone()),
             Decision {
@@ -67,7 +74,7 @@ pub fn plan(product: &DataProduct, facts: &CatalogFacts, now: Timestamp) -> Plan
                 ..
             } => {}
             Decision { reason, rule, .. } => blocked.push(BlockedTarget {
-                node: node_facts.name.clone(),
+                node: node.name_any(),
                 reason: reason.as_str().to_owned(),
                 rule: i32::from(rule),
             }),
