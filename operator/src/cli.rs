@@ -217,11 +217,16 @@ fn policy_explain(files: &[PathBuf], now: Option<&str>, output: Output) -> anyho
     };
     let manifests = explain::Manifests::read(files)?;
     let lines = explain::explain(&manifests, now);
-    match output {
-        Output::Table => print!("{}", explain::table(&lines)),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&lines)?),
+    let text = match output {
+        Output::Table => explain::table(&lines),
+        Output::Json => serde_json::to_string_pretty(&lines)? + "\n",
+    };
+    // A reader that stops early (`| head`) is not an error.
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => Ok(written?),
     }
-    Ok(())
 }
 
 /// Renders every CRD as YAML, keyed by its file name.
