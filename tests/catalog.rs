@@ -3,138 +3,20 @@
 //! in hub namespaces or in a member cluster, kept in place against drift, and
 //! withdrawn when its mechanism expires, its node goes, or it is deleted.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use flowfed::api::conditions::types;
 use flowfed::api::{CatalogEntry, DataFlowNode, DataProduct};
 use flowfed_tests::{
-    OPERATOR_NAMESPACE, Plane, condition, has_condition, install_crds, start_operator, unique,
-    wait_for, wait_for_condition,
+    CATALOG_CONVERGE, Catalog, OPERATOR_NAMESPACE, Plane, condition, has_condition, start_operator,
+    unique, wait_for, wait_for_condition,
 };
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-const CONVERGE: Duration = Duration::from_secs(30);
-
-struct Catalog {
-    plane: Plane,
-    client: kube::Client,
-    id: String,
-}
-
-impl Catalog {
-    async fn new() -> Catalog {
-        let plane = Plane::start(&unique("cat")).expect("control plane");
-        let client = plane.client().await.expect("client");
-        install_crds(&client).await.expect("CRDs");
-        plane.operator_kubeconfig().expect("the chart's identity");
-        Catalog {
-            plane,
-            client,
-            id: unique("c"),
-        }
-    }
-
-    fn name(&self, node: &str) -> String {
-        format!("{}-{node}", self.id)
-    }
-
-    async fn add_node(
-        &self,
-        node: &str,
-        province: &str,
-        jurisdiction: &str,
-        catalog: serde_json::Value,
-    ) -> String {
-        let name = self.name(node);
-        let manifest = json!({
-            "apiVersion": "flowfed.io/v1alpha1", "kind": "DataFlowNode",
-            "metadata": {"name": name, "labels": {"region": node}},
-            "spec": {
-                "city": node, "province": province, "jurisdiction": jurisdiction,
-                // Nothing listens here: the catalog does not depend on reachability.
-                "endpoint": {"url": "http://127.0.0.1:9/healthz"},
-                "probe": {"intervalSeconds": 60, "timeoutSeconds": 1},
-                "catalog": catalog,
-            }
-        });
-        Api::<DataFlowNode>::all(self.client.clone())
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(manifest).unwrap(),
-            )
-            .await
-            .unwrap();
-        let ns: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": format!("dfn-{name}")}})).unwrap();
-        let _ = Api::<Namespace>::all(self.client.clone())
-            .create(&PostParams::default(), &ns)
-            .await;
-        name
-    }
-
-    async fn publish(&self, node: &str, product: &str, spec: serde_json::Value) -> DataProduct {
-        let manifest = json!({
-            "apiVersion": "flowfed.io/v1alpha1", "kind": "DataProduct",
-            "metadata": {"name": product, "namespace": format!("dfn-{}", self.name(node))},
-            "spec": spec,
-        });
-        self.products(node)
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(manifest).unwrap(),
-            )
-            .await
-            .unwrap()
-    }
-
-    fn products(&self, node: &str) -> Api<DataProduct> {
-        Api::namespaced(self.client.clone(), &format!("dfn-{}", self.name(node)))
-    }
-
-    fn entries(&self, node: &str) -> Api<CatalogEntry> {
-        Api::namespaced(self.client.clone(), &format!("dfn-{}", self.name(node)))
-    }
-
-    /// Nodes (short names) whose hub catalog lists an entry for `product`.
-    async fn listed_at(&self, product_uid: &str) -> BTreeSet<String> {
-        let all: Api<CatalogEntry> = Api::all(self.client.clone());
-        let entries = all
-            .list(&ListParams::default().labels(&format!("flowfed.io/product-uid={product_uid}")))
-            .await
-            .unwrap();
-        entries
-            .items
-            .iter()
-            .map(|e| {
-                e.labels()["flowfed.io/target-node"]
-                    .trim_start_matches(&format!("{}-", self.id))
-                    .to_owned()
-            })
-            .collect()
-    }
-
-    async fn wait_listed(&self, product: &DataProduct, expected: &[&str]) {
-        let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
-        let uid = product.uid().unwrap();
-        let deadline = Instant::now() + CONVERGE;
-        loop {
-            let listed = self.listed_at(&uid).await;
-            if listed == expected {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} listed at {listed:?}, expected {expected:?}",
-                product.name_any()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
+const CONVERGE: Duration = CATALOG_CONVERGE;
 
 fn synced(p: &DataProduct) -> bool {
     has_condition(p, types::SYNCED, "True")
@@ -149,17 +31,24 @@ async fn products_are_listed_where_the_rules_allow_and_kept_there() {
     cat.add_node("hongkong", "CN-HK", "HK", json!({})).await;
     cat.add_node("macao", "CN-MO", "MO", json!({})).await;
 
+    // Over 100,000 individuals: each of its products needs a mechanism.
+    cat.add_processor("shanghai", "shanghai-port", json!({}))
+        .await;
+    cat.add_processor("beijing", "beijing-telecom", json!({}))
+        .await;
     let contract = cat
         .publish("shanghai", "port-index", json!({
             "title": "Port index", "classification": "PersonalInformation", "keywords": ["port"],
-            "crossBorder": {"mechanism": "StandardContract", "reference": "SH-SC-1", "validUntil": "2099-01-01T00:00:00Z"}
+            "processor": "shanghai-port", "subjects": {"individuals": 150000},
+            "crossBorder": {"mechanisms": [{"type": "StandardContract", "reference": "SH-SC-1", "validUntil": "2099-01-01T00:00:00Z"}]}
         }))
         .await;
     let sensitive = cat
         .publish(
             "shanghai",
             "patients",
-            json!({"title": "Patients", "classification": "SensitivePersonalInformation"}),
+            json!({"title": "Patients", "classification": "SensitivePersonalInformation",
+                   "processor": "shanghai-port", "subjects": {"individuals": 10, "sensitiveIndividuals": 10}}),
         )
         .await;
     let core = cat
@@ -171,7 +60,8 @@ async fn products_are_listed_where_the_rules_allow_and_kept_there() {
         .publish(
             "hongkong",
             "flows",
-            json!({"title": "Flows", "classification": "PersonalInformation", "anonymized": true}),
+            json!({"title": "Flows", "classification": "PersonalInformation", "subjects": {"individuals": 900000},
+                   "anonymization": {"method": "aggregation", "assessmentReference": "HK-ANON-1"}}),
         )
         .await;
 
@@ -188,7 +78,8 @@ async fn products_are_listed_where_the_rules_allow_and_kept_there() {
         .publish(
             "beijing",
             "contacts",
-            json!({"title": "Contacts", "classification": "PersonalInformation"}),
+            json!({"title": "Contacts", "classification": "PersonalInformation",
+                   "processor": "beijing-telecom", "subjects": {"individuals": 200000}}),
         )
         .await;
     cat.wait_listed(&contacts, &["shanghai", "beijing"]).await;
@@ -196,7 +87,7 @@ async fn products_are_listed_where_the_rules_allow_and_kept_there() {
         .patch(
             "contacts",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"crossBorder": {"mechanism": "StandardContract", "reference": "BJ-SC-7"}}})),
+            &Patch::Merge(json!({"spec": {"crossBorder": {"mechanisms": [{"type": "StandardContract", "reference": "BJ-SC-7"}]}}})),
         )
         .await
         .unwrap();
@@ -403,12 +294,14 @@ async fn an_expiring_mechanism_withdraws_entries_abroad_at_that_moment() {
     cat.add_node("shenzhen", "CN-GD", "CN", json!({})).await;
     cat.add_node("guangzhou", "CN-GD", "CN", json!({})).await;
     cat.add_node("hongkong", "CN-HK", "HK", json!({})).await;
-    let valid_until =
-        k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(8);
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let valid_until = now + k8s_openapi::jiff::SignedDuration::from_secs(8);
+    let issued_at = now - k8s_openapi::jiff::SignedDuration::from_hours(24);
     let product = cat
         .publish("shenzhen", "trade", json!({
-            "title": "Trade", "classification": "PersonalInformation",
-            "crossBorder": {"mechanism": "Certification", "reference": "PIC-1", "validUntil": valid_until.to_string()}
+            "title": "Trade", "classification": "ImportantData",
+            "crossBorder": {"mechanisms": [{"type": "SecurityAssessment", "reference": "SA-1",
+                            "issuedAt": issued_at.to_string(), "validUntil": valid_until.to_string()}]}
         }))
         .await;
     cat.wait_listed(&product, &["shenzhen", "guangzhou", "hongkong"])

@@ -15,10 +15,12 @@
 //! and hand out its ServiceAccount's token, so a verb missing from the chart
 //! fails a test. [`Plane::start_with_node`] adds a real node that runs Pods.
 
+mod catalog;
 mod gateway;
 mod image;
 mod status;
 
+pub use catalog::{CATALOG_CONVERGE, Catalog};
 pub use gateway::Gateway;
 pub use image::{Image, build_operator_image, gateways_image, kubectl_image, operator_image};
 pub use status::{WithConditions, condition, has_condition, wait_for_condition};
