@@ -272,6 +272,28 @@ impl Plane {
             .output()?)
     }
 
+    /// Runs the cached kubectl against this plane with `input` on its stdin.
+    pub fn kubectl_stdin(
+        &self,
+        args: &[&str],
+        input: &str,
+    ) -> anyhow::Result<std::process::Output> {
+        use std::io::Write as _;
+        let mut child = self
+            .kubectl_command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(input.as_bytes())?;
+        Ok(child.wait_with_output()?)
+    }
+
     /// A kubeconfig (YAML text) that authenticates as ServiceAccount
     /// `namespace/name` with a token from the TokenRequest API: how the tests
     /// and the benchmark run the operator with the chart's identity.
