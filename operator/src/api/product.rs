@@ -279,7 +279,7 @@ pub struct TransferMechanism {
 pub struct Recipients {
     /// Jurisdictions of the recipients (CN, HK, MO, or ISO 3166-1 alpha-2 codes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 64), inner(length(min = 2, max = 2)))]
     #[x_kube(validation = Rule::new("self.all(j, j.matches('^[A-Z]{2}$'))").message("recipients.jurisdictions must be two upper-case letters each"))]
     pub jurisdictions: Vec<String>,
     /// The recipient nodes, by label.
