@@ -42,8 +42,15 @@ async fn the_controller_and_policy_explain_agree_on_every_example() {
     let operator = start_operator(&cat.plane).await.unwrap();
     for folder in ["examples/national", "examples/products"] {
         let path = repo_root().join(folder);
-        let out = cat.plane.kubectl(&["apply", "-f", path.to_str().unwrap()]).unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = cat
+            .plane
+            .kubectl(&["apply", "-f", path.to_str().unwrap()])
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let manifests = Manifests::read(&[repo_root().join("examples")]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -91,7 +98,11 @@ async fn the_controller_and_policy_explain_agree_on_every_example() {
 fn listed_abroad(cat: &Catalog) -> impl Fn(&DataProduct) -> Vec<String> + '_ {
     move |p: &DataProduct| {
         let status = p.status.clone().unwrap_or_default();
-        let abroad = [cat.name("hongkong"), cat.name("macao"), cat.name("singapore")];
+        let abroad = [
+            cat.name("hongkong"),
+            cat.name("macao"),
+            cat.name("singapore"),
+        ];
         status
             .visible_in
             .into_iter()
@@ -101,7 +112,8 @@ fn listed_abroad(cat: &Catalog) -> impl Fn(&DataProduct) -> Vec<String> + '_ {
 }
 
 #[tokio::test]
-async fn a_processor_crossing_a_threshold_withdraws_its_products_abroad_until_they_have_a_mechanism() {
+async fn a_processor_crossing_a_threshold_withdraws_its_products_abroad_until_they_have_a_mechanism()
+ {
     let cat = Catalog::new().await;
     let operator = start_operator(&cat.plane).await.unwrap();
     cat.add_node("hangzhou", "CN-ZJ", "CN", json!({})).await;
@@ -116,9 +128,11 @@ async fn a_processor_crossing_a_threshold_withdraws_its_products_abroad_until_th
 
     // 60,000 individuals: below every threshold, listed abroad without a mechanism.
     cat.publish("hangzhou", "scores", personal(60_000)).await;
-    wait_for(&products, "scores", CATALOG_CONVERGE, |p| abroad(p) == [hongkong.clone()])
-        .await
-        .unwrap();
+    wait_for(&products, "scores", CATALOG_CONVERGE, |p| {
+        abroad(p) == [hongkong.clone()]
+    })
+    .await
+    .unwrap();
 
     // Another 50,000: the processor crosses 100,000, and both products need a mechanism.
     cat.publish("hangzhou", "payouts", personal(50_000)).await;
@@ -150,9 +164,11 @@ async fn a_processor_crossing_a_threshold_withdraws_its_products_abroad_until_th
         )
         .await
         .unwrap();
-    wait_for(&products, "scores", CATALOG_CONVERGE, |p| abroad(p) == [hongkong.clone()])
-        .await
-        .unwrap();
+    wait_for(&products, "scores", CATALOG_CONVERGE, |p| {
+        abroad(p) == [hongkong.clone()]
+    })
+    .await
+    .unwrap();
     let payouts = products.get("payouts").await.unwrap();
     assert!(abroad(&payouts).is_empty());
     operator.stop().await.unwrap();
@@ -179,22 +195,31 @@ async fn a_zones_negative_list_decides_what_leaves_the_zone() {
         "spec": {"displayName": "Lingang", "reference": "NL-2024", "sectors": ["shipping"]}
     });
     zones
-        .create(&PostParams::default(), &serde_json::from_value(zone).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(zone).unwrap(),
+        )
         .await
         .unwrap();
     cat.add_processor("lingang", "port", json!({"freeTradeZone": "lingang"}))
         .await;
-    cat.publish("lingang", "containers", json!({
-        "title": "Container movements", "classification": "ImportantData", "processor": "port",
-        "sector": "shipping", "dataCategories": ["container-movements"]
-    }))
+    cat.publish(
+        "lingang",
+        "containers",
+        json!({
+            "title": "Container movements", "classification": "ImportantData", "processor": "port",
+            "sector": "shipping", "dataCategories": ["container-movements"]
+        }),
+    )
     .await;
     let products = cat.products("lingang");
     let abroad = listed_abroad(&cat);
     let hongkong = cat.name("hongkong");
-    wait_for(&products, "containers", CATALOG_CONVERGE, |p| abroad(p) == [hongkong.clone()])
-        .await
-        .unwrap();
+    wait_for(&products, "containers", CATALOG_CONVERGE, |p| {
+        abroad(p) == [hongkong.clone()]
+    })
+    .await
+    .unwrap();
 
     // Listing the category withdraws it abroad: important data needs an assessment again.
     zones
@@ -205,9 +230,11 @@ async fn a_zones_negative_list_decides_what_leaves_the_zone() {
         )
         .await
         .unwrap();
-    let product = wait_for(&products, "containers", CATALOG_CONVERGE, |p| abroad(p).is_empty())
-        .await
-        .unwrap();
+    let product = wait_for(&products, "containers", CATALOG_CONVERGE, |p| {
+        abroad(p).is_empty()
+    })
+    .await
+    .unwrap();
     let blocked = &product.status.unwrap().blocked;
     assert_eq!(
         (blocked[0].reason.as_str(), blocked[0].rule),
@@ -285,41 +312,93 @@ async fn a_gba_standard_contract_is_honoured_only_between_gba_nodes() {
 #[tokio::test]
 async fn a_tenant_with_edit_in_its_namespace_cannot_create_or_change_processors_or_zones() {
     let cat = Catalog::new().await;
-    let namespace = format!("dfn-{}", cat.add_node("tenant", "CN-ZJ", "CN", json!({})).await);
+    let namespace = format!(
+        "dfn-{}",
+        cat.add_node("tenant", "CN-ZJ", "CN", json!({})).await
+    );
     cat.add_processor("tenant", "tenant-co", json!({})).await;
     let tenant = format!("system:serviceaccount:{namespace}:publisher");
     let kubectl = |args: &[&str]| cat.plane.kubectl(args).unwrap();
     let binding = kubectl(&[
-        "create", "rolebinding", "publisher-edit", "--clusterrole=edit",
-        &format!("--serviceaccount={namespace}:publisher"), "-n", &namespace,
+        "create",
+        "rolebinding",
+        "publisher-edit",
+        "--clusterrole=edit",
+        &format!("--serviceaccount={namespace}:publisher"),
+        "-n",
+        &namespace,
     ]);
-    assert!(binding.status.success(), "{}", String::from_utf8_lossy(&binding.stderr));
+    assert!(
+        binding.status.success(),
+        "{}",
+        String::from_utf8_lossy(&binding.stderr)
+    );
     let as_tenant = |args: &[&str]| {
         let out = kubectl(&[&["--as", tenant.as_str()][..], args].concat());
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
-    // The binding works: the tenant publishes in its namespace (the aggregated role).
+    // The binding works once the controller manager has aggregated the chart's
+    // publisher role into `edit`: the tenant publishes in its namespace.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !as_tenant(&[
+        "auth",
+        "can-i",
+        "create",
+        "dataproducts.flowfed.io",
+        "-n",
+        &namespace,
+    ])
+    .0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "edit never gained the publisher role"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let product = format!(
         r#"{{"apiVersion":"flowfed.io/v1alpha1","kind":"DataProduct","metadata":{{"name":"p","namespace":"{namespace}"}},"spec":{{"title":"P","classification":"Public"}}}}"#
     );
-    let created = cat.plane.kubectl_stdin(&["--as", &tenant, "create", "-f", "-"], &product).unwrap();
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let created = cat
+        .plane
+        .kubectl_stdin(&["--as", &tenant, "create", "-f", "-"], &product)
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     // ... but cannot write what decides what leaves the country.
     let processor = r#"{"apiVersion":"flowfed.io/v1alpha1","kind":"DataProcessor","metadata":{"name":"mine"},"spec":{"node":"x","legalName":"Mine","criticalInformationInfrastructure":false}}"#;
     let zone = r#"{"apiVersion":"flowfed.io/v1alpha1","kind":"FreeTradeZone","metadata":{"name":"mine"},"spec":{"displayName":"Mine","reference":"R","sectors":["all"]}}"#;
     for manifest in [processor, zone] {
-        let out = cat.plane.kubectl_stdin(&["--as", &tenant, "create", "-f", "-"], manifest).unwrap();
+        let out = cat
+            .plane
+            .kubectl_stdin(&["--as", &tenant, "create", "-f", "-"], manifest)
+            .unwrap();
         assert!(!out.status.success(), "a tenant created {manifest}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("forbidden"));
     }
     let (patched, error) = as_tenant(&[
-        "patch", "dataprocessor", "tenant-co", "--type=merge",
-        "-p", r#"{"spec":{"outboundOutsideFlowfed":null,"criticalInformationInfrastructure":false}}"#,
+        "patch",
+        "dataprocessor",
+        "tenant-co",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"outboundOutsideFlowfed":null,"criticalInformationInfrastructure":false}}"#,
     ]);
     assert!(!patched && error.contains("forbidden"), "{error}");
     let (status_patched, error) = as_tenant(&[
-        "patch", "dataprocessor", "tenant-co", "--subresource=status", "--type=merge",
-        "-p", r#"{"status":{"tier":"Exempt"}}"#,
+        "patch",
+        "dataprocessor",
+        "tenant-co",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"tier":"Exempt"}}"#,
     ]);
     assert!(!status_patched && error.contains("forbidden"), "{error}");
 }
