@@ -42,7 +42,10 @@ async fn helm_installed_operator_runs_with_its_own_identity_and_prometheus_sees_
         .helm_install(NAMESPACE, &["--set", "networkPolicy.enabled=true"])
         .unwrap();
     let crds = run(plane.kubectl_command().args(["get", "crd", "-o", "name"]));
-    assert_eq!(crds.lines().filter(|l| l.contains("flowfed.io")).count(), 5);
+    assert_eq!(
+        crds.lines().filter(|l| l.contains("flowfed.io")).count(),
+        flowfed::api::crds().len()
+    );
     let dashboards = run(plane.kubectl_command().args([
         "get",
         "configmap",
@@ -69,6 +72,8 @@ async fn helm_installed_operator_runs_with_its_own_identity_and_prometheus_sees_
         &["get", "secrets", "-n", NAMESPACE],
         &["create", "events.events.k8s.io", "-n", "default"],
         &["patch", "leases.coordination.k8s.io", "-n", NAMESPACE],
+        &["patch", "dataprocessors.flowfed.io", "--subresource=status"],
+        &["watch", "freetradezones.flowfed.io"],
     ] {
         assert!(can(allowed), "the operator needs {allowed:?}");
     }
@@ -85,6 +90,8 @@ async fn helm_installed_operator_runs_with_its_own_identity_and_prometheus_sees_
         &["escalate", "clusterroles"],
         &["bind", "clusterroles"],
         &["patch", "leases.coordination.k8s.io", "-n", "kube-system"],
+        &["patch", "dataprocessors.flowfed.io"],
+        &["create", "freetradezones.flowfed.io"],
     ] {
         assert!(!can(denied), "the operator must not be allowed {denied:?}");
     }
