@@ -106,7 +106,13 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
     };
     let uid = product.uid().ok_or(Error::MissingField("metadata.uid"))?;
     let known = known_status(&product, ctx);
-    let (nodes, products) = (ctx.nodes.state(), ctx.products.state());
+    let nodes = ctx.nodes.state();
+    // Only a processor's volumes read the other products: a product without
+    // one costs no walk over the whole product cache (10,000 at scale).
+    let products = match product.spec.processor {
+        Some(_) => ctx.products.state(),
+        None => Vec::new(),
+    };
     let (processors, zones) = (ctx.processors.state(), ctx.zones.state());
     let around = facts::Surroundings {
         nodes: &nodes,
