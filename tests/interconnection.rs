@@ -519,15 +519,17 @@ async fn a_link_to_a_missing_node_is_pending_and_a_duplicate_is_flagged() {
     assert_eq!(endpoints.reason, "NodeMissing");
     assert!(endpoints.message.contains(&ghost), "{}", endpoints.message);
 
-    let original = format!("{id}-original");
+    // The older link wins even though its name sorts later: creation times have
+    // 1 s resolution, so the second link is made more than a second after.
+    let original = format!("{id}-z-original");
     net.add_link(&original, &na, &nb, json!({})).await;
     wait_for(&net.links(), &original, CONVERGE, |l| {
         l.status.as_ref().is_some_and(|s| s.state == LinkState::Up)
     })
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let duplicate = format!("{id}-reverse");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let duplicate = format!("{id}-a-reverse");
     net.add_link(&duplicate, &nb, &na, json!({})).await;
     let dup = wait_for(&net.links(), &duplicate, CONVERGE, |l| {
         l.status.as_ref().is_some_and(|s| s.duplicate_of.is_some())
