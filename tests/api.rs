@@ -648,19 +648,26 @@ async fn valid_edge_cases_are_accepted_with_defaults_applied() {
 async fn examples_apply_on_a_fresh_cluster() {
     let client = client().await;
     let plane = Plane::hub();
+    // The products' namespaces exist first, so the dry run can judge the products.
+    let namespaces = repo_root().join("examples/products/00-namespaces.yaml");
+    let created = plane
+        .kubectl(&["apply", "-f", namespaces.to_str().unwrap()])
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     for folder in ["examples/national", "examples/products"] {
         let path = repo_root().join(folder);
         let dry = plane
             .kubectl(&["apply", "--dry-run=server", "-f", path.to_str().unwrap()])
             .unwrap();
-        // Products need their namespaces, which the dry run does not create.
-        if folder == "examples/national" {
-            assert!(
-                dry.status.success(),
-                "dry run of {folder}: {}",
-                String::from_utf8_lossy(&dry.stderr)
-            );
-        }
+        assert!(
+            dry.status.success(),
+            "dry run of {folder}: {}",
+            String::from_utf8_lossy(&dry.stderr)
+        );
         let out = plane
             .kubectl(&["apply", "-f", path.to_str().unwrap()])
             .unwrap();
