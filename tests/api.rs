@@ -392,6 +392,11 @@ async fn invalid_manifests_are_rejected_with_a_message_that_says_what_to_fix() {
             "CoreData never crosses a border",
         ),
         (
+            "catalog in kube-system",
+            node(&n(), json!({"catalog": {"namespace": "kube-system"}})),
+            "catalog.namespace cannot be a system namespace",
+        ),
+        (
             "greater bay area in Shanghai",
             node(
                 &n(),

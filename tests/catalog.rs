@@ -706,3 +706,37 @@ async fn the_member_sweep_leaves_entries_flowfed_did_not_make() {
     );
     operator.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_node_cannot_take_over_another_nodes_home_namespace() {
+    let cat = Catalog::new().await;
+    let operator = start_operator(&cat.plane).await.unwrap();
+    let holder = cat.add_node("holder", "CN-SH", "CN", json!({})).await;
+    let home = format!("dfn-{holder}");
+    let namespaces: Api<Namespace> = Api::all(cat.client.clone());
+    let labelled = |n: &Namespace| n.labels().get("flowfed.io/node") == Some(&holder);
+    wait_for(&namespaces, &home, CONVERGE, labelled)
+        .await
+        .unwrap();
+
+    let intruder = cat
+        .add_node("intruder", "CN-ZJ", "CN", json!({"namespace": home}))
+        .await;
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::all(cat.client.clone());
+    let refused = ListParams::default().fields(&format!(
+        "reason=HomeNamespaceFailed,involvedObject.name={intruder}"
+    ));
+    let deadline = Instant::now() + CONVERGE;
+    let event = loop {
+        if let Some(event) = events.list(&refused).await.unwrap().items.pop() {
+            break event;
+        }
+        assert!(Instant::now() < deadline, "no HomeNamespaceFailed event");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let note = event.message.unwrap_or_default();
+    assert!(note.contains(&holder), "{note}");
+    let namespace = namespaces.get(&home).await.unwrap();
+    assert!(labelled(&namespace), "the label still names the holder");
+    operator.stop().await.unwrap();
+}

@@ -171,6 +171,7 @@ pub struct NodeCatalogSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("catalog.namespace must be a DNS label: lower-case letters, digits and '-'"))]
+    #[x_kube(validation = Rule::new("!(self in ['default', 'flowfed-system']) && !self.startsWith('kube-')").message("catalog.namespace cannot be a system namespace (default, kube-*, flowfed-system): its editors would publish as the node"))]
     pub namespace: Option<String>,
 
     /// A kubeconfig (in a Secret in the hub) for the node's own member cluster; when set,

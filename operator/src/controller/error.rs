@@ -22,6 +22,12 @@ pub enum Error {
     #[error("member cluster of node {0}: {1}")]
     Member(String, crate::catalog::member::MemberProblem),
 
+    /// A node's home namespace is labelled for another node.
+    #[error(
+        "namespace {0} is the home namespace of node {1}; give this node its own spec.catalog.namespace"
+    )]
+    NamespaceHeld(String, String),
+
     /// Adding, running or removing the catalog finalizer failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
@@ -38,6 +44,7 @@ impl Error {
             Error::Serialization(_) => "serialization",
             Error::MissingField(_) => "invalid-object",
             Error::Member(..) => "member-unavailable",
+            Error::NamespaceHeld(..) => "namespace-held",
             Error::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),

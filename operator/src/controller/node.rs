@@ -17,7 +17,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
 use super::status::{apply_status, managers, publish_event};
-use super::{Context, Result};
+use super::{Context, Error, Result};
 use crate::api::{DataFlowNode, NODE_LABEL, NodePhase};
 use crate::probe::node_status::{desired_status, needs_write, resume_from_status};
 use crate::probe::{Endpoint, Health, ProbeTarget, slow_threshold_millis};
@@ -90,12 +90,20 @@ pub async fn reconcile(node: Arc<DataFlowNode>, ctx: Arc<Context>) -> Result<Act
 /// Creates (or keeps) the node's home namespace in the hub, labelled with the node.
 async fn ensure_home_namespace(node: &DataFlowNode, ctx: &Context) -> Result<()> {
     let namespace = node.home_namespace();
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    // A namespace another node holds is never taken over: its publishers would
+    // publish as this node.
+    if let Some(existing) = api.get_opt(&namespace).await?
+        && let Some(holder) = existing.labels().get(NODE_LABEL)
+        && *holder != node.name_any()
+    {
+        return Err(Error::NamespaceHeld(namespace, holder.clone()));
+    }
     let manifest = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {"name": namespace, "labels": {NODE_LABEL: node.name_any()}},
     });
-    let api: Api<Namespace> = Api::all(ctx.client.clone());
     api.patch(
         &namespace,
         &PatchParams::apply(managers::NODE).force(),
