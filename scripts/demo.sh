@@ -109,7 +109,7 @@ echo; echo "\$ kubectl get dfn   (first 8 of $(k get dfn --no-headers | wc -l))"
 echo; echo "Critical nodes: $(k get fed national -o jsonpath='{.status.criticalNodes}')  provinces covered: $(k get fed national -o jsonpath='{.status.provincesCovered}')"
 echo; echo "\$ kubectl get dp -A"; k get dp -A
 echo; echo "Port logistics index (off Lingang's negative list) is listed at: $(k get dp -n dfn-shanghai-lingang port-logistics-index -o jsonpath='{.status.visibleIn}')"
-echo; echo "Patient registry (sensitive, no mechanism) is blocked:"
+echo; echo "Patient registry (sensitive, no processor named) is blocked:"
 k get dp -n dfn-chengdu patient-registry -o jsonpath='{range .status.blocked[*]}  {.node}: {.reason}{"\n"}{end}'
 echo; echo "\$ kubectl get ce -n dfn-hong-kong   (Hong Kong's view of the national catalog)"; k get ce -n dfn-hong-kong
 cat <<MSG
