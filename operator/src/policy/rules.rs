@@ -71,9 +71,14 @@ fn from_hong_kong(product: &ProductFacts) -> Decision {
     if product.is_personal() {
         decide(true, Reason::NoTransferGate, 8, "PDPO s.33 not in force")
     } else {
-        let citation = "no Hong Kong regime for important data";
-        decide(false, Reason::NoRegimeForClassification, 8, citation)
+        no_regime_for_important_data(8)
     }
+}
+
+/// Important data from Hong Kong or Macao: no regime to apply, so it stays.
+fn no_regime_for_important_data(rule: u8) -> Decision {
+    let citation = "no regime for important data outside the mainland";
+    decide(false, Reason::NoRegimeForClassification, rule, citation)
 }
 
 /// Rule 9: Macao's Law 8/2005 Art 19-20 (a notification or authorization), or
@@ -85,8 +90,7 @@ fn from_macao(
     now: Timestamp,
 ) -> Decision {
     if !product.is_personal() {
-        let citation = "no Macao regime for important data";
-        return decide(false, Reason::NoRegimeForClassification, 9, citation);
+        return no_regime_for_important_data(9);
     }
     let gba = publisher.greater_bay_area && target.greater_bay_area && target.jurisdiction == "CN";
     let accepted = |kind| match kind {

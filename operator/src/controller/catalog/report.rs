@@ -236,6 +236,18 @@ mod tests {
         }
     }
 
+    /// The status after `plan` was first written everywhere, at second 5.
+    fn first_listing(plan: &Plan) -> Listed {
+        let written = written_everywhere(plan);
+        listed(
+            &DataProductStatus::default(),
+            plan,
+            &written,
+            stamp(5),
+            at(2),
+        )
+    }
+
     fn condition<'a>(status: &'a DataProductStatus, type_: &str) -> (&'a str, &'a str) {
         let c = conditions::find(&status.conditions, type_).expect("condition set");
         (c.status.as_str(), c.reason.as_str())
@@ -244,13 +256,7 @@ mod tests {
     #[test]
     fn a_first_sync_reports_targets_blocks_and_the_release_latency() {
         let plan = planned("ImportantData");
-        let listed = listed(
-            &DataProductStatus::default(),
-            &plan,
-            &written_everywhere(&plan),
-            stamp(5),
-            at(2),
-        );
+        let listed = first_listing(&plan);
         let status = &listed.status;
         assert_eq!(status.visible_in, ["guangzhou", "shenzhen"]);
         assert_eq!((status.visible_count, status.blocked_count), (2, 1));
@@ -268,13 +274,7 @@ mod tests {
     #[test]
     fn a_resync_that_changes_nothing_reports_nothing_new() {
         let plan = planned("ImportantData");
-        let first = listed(
-            &DataProductStatus::default(),
-            &plan,
-            &written_everywhere(&plan),
-            stamp(5),
-            at(2),
-        );
+        let first = first_listing(&plan);
         let unchanged = Written {
             changed: false,
             ..written_everywhere(&plan)
@@ -345,14 +345,7 @@ mod tests {
     #[test]
     fn a_product_without_a_publisher_is_listed_nowhere_and_says_why() {
         let plan = planned("Public");
-        let before = listed(
-            &DataProductStatus::default(),
-            &plan,
-            &written_everywhere(&plan),
-            stamp(5),
-            at(2),
-        )
-        .status;
+        let before = first_listing(&plan).status;
         let why = Unplannable::NoPublisher(Problem::new(reasons::NO_PUBLISHER_NODE, "no node"));
         let status = unplannable(Some(&before), &why, stamp(9));
         assert!(status.visible_in.is_empty() && status.targets.is_empty());
@@ -370,14 +363,7 @@ mod tests {
     #[test]
     fn an_unreadable_selector_keeps_the_listing_and_says_why() {
         let plan = planned("Public");
-        let before = listed(
-            &DataProductStatus::default(),
-            &plan,
-            &written_everywhere(&plan),
-            stamp(5),
-            at(2),
-        )
-        .status;
+        let before = first_listing(&plan).status;
         let why = Unplannable::InvalidSelector(Problem::new(reasons::INVALID_SELECTOR, "bad"));
         let status = unplannable(Some(&before), &why, stamp(9));
         assert_eq!(status.visible_in, before.visible_in);
