@@ -164,12 +164,21 @@ pub struct ChangeFilter {
     seen: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
+/// A hash of the fields a controller reads of an object.
+pub fn fingerprint(fields: impl Hash) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    fields.hash(&mut hasher);
+    hasher.finish()
+}
+
 impl ChangeFilter {
     /// Whether the `fields` read of object `name` changed since last seen.
     pub fn changed(&self, name: &str, fields: impl Hash) -> bool {
-        let mut hasher = std::hash::DefaultHasher::new();
-        fields.hash(&mut hasher);
-        let fingerprint = hasher.finish();
+        self.fingerprint_changed(name, fingerprint(fields))
+    }
+
+    /// Whether object `name`'s [`fingerprint`] changed since last seen.
+    pub fn fingerprint_changed(&self, name: &str, fingerprint: u64) -> bool {
         let mut seen = self.seen.lock().expect("change filter lock");
         seen.insert(name.to_owned(), fingerprint) != Some(fingerprint)
     }

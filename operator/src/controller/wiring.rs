@@ -15,7 +15,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::watch;
 
-use super::shared::{ChangeFilter, SharedWatch, Watched};
+use super::shared::{ChangeFilter, SharedWatch, Watched, fingerprint};
 use super::{Caches, Context, Error, Result, catalog_views, link};
 use crate::api::{
     CatalogEntry, DataFlowNode, DataProcessor, DataProduct, Federation, FreeTradeZone,
@@ -295,7 +295,7 @@ fn node_changes(
     let relevant = Arc::new(ChangeFilter::default());
     let forget = relevant.clone();
     let applied = watches.nodes.applied().filter_map(move |node| {
-        let changed = relevant.changed(&node.name_any(), fields(&node));
+        let changed = relevant.fingerprint_changed(&node.name_any(), fields(&node));
         std::future::ready(changed.then_some(()))
     });
     let deleted = watches
@@ -303,13 +303,6 @@ fn node_changes(
         .deletions()
         .map(move |node| forget.forget(&node.name_any()));
     futures::stream::select(applied, deleted).boxed()
-}
-
-fn fingerprint(fields: impl std::hash::Hash) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = std::hash::DefaultHasher::new();
-    fields.hash(&mut hasher);
-    hasher.finish()
 }
 
 /// Products naming processor `name`.
