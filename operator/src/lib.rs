@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cli;
 pub mod controller;
 pub mod explain;
+pub mod ledger;
 pub mod metrics;
 pub mod policy;
 pub mod probe;

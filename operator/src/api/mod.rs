@@ -9,6 +9,7 @@ pub mod conditions;
 mod entry;
 mod federation;
 pub mod labels;
+mod ledger;
 mod link;
 mod node;
 mod processor;
@@ -18,6 +19,7 @@ mod zone;
 pub use entry::*;
 pub use federation::*;
 pub use labels::*;
+pub use ledger::*;
 pub use link::*;
 pub use node::*;
 pub use processor::*;
@@ -37,5 +39,7 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("catalogentries.yaml", CatalogEntry::crd()),
         ("dataprocessors.yaml", DataProcessor::crd()),
         ("freetradezones.yaml", FreeTradeZone::crd()),
+        ("ledgerblocks.yaml", LedgerBlock::crd()),
+        ("ledgercheckpoints.yaml", LedgerCheckpoint::crd()),
     ]
 }
