@@ -9,9 +9,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::controller::Settings;
+use crate::controller::ledger::LedgerSettings;
+use crate::ledger::checkpoint::LedgerKey;
 use crate::probe::ProbeGuard;
 use crate::runtime::LeaderElection;
-use crate::{api, explain, runtime};
+use crate::{api, audit, explain, runtime};
 
 /// flowfed: keeps a national network of data flow nodes interconnected and its
 /// catalog visible in every region that may see it.
@@ -47,6 +49,25 @@ enum Command {
         /// Probe endpoints at link-local (cloud metadata) addresses too; refused by default.
         #[arg(long, env = "FLOWFED_ALLOW_LINK_LOCAL_ENDPOINTS")]
         allow_link_local_endpoints: bool,
+        /// Keep the trusted-sharing ledger, signed with the Ed25519 key in this
+        /// Secret (key `signing-key`, PKCS#8 PEM) of the Lease's namespace.
+        #[arg(long, env = "FLOWFED_LEDGER_KEY_SECRET")]
+        ledger_key_secret: Option<String>,
+        /// The ledger's origin: the first line of every checkpoint, and its key's name.
+        #[arg(
+            long,
+            env = "FLOWFED_LEDGER_ORIGIN",
+            default_value = "flowfed.io/ledger"
+        )]
+        ledger_origin: String,
+        /// How often, at most, each witness is offered the ledger's latest checkpoint.
+        #[arg(long, env = "FLOWFED_LEDGER_WITNESS_INTERVAL", default_value = "10s", value_parser = humantime_secs)]
+        ledger_witness_interval: Duration,
+    },
+    /// The trusted-sharing ledger: verify it, prove and trace a product, export it.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
     },
     /// The cross-border rules, offline.
     Policy {
@@ -59,6 +80,71 @@ enum Command {
         #[arg(long, default_value = "crds")]
         out: PathBuf,
     },
+}
+
+/// Where `flowfed ledger` reads the ledger.
+#[derive(clap::Args, Debug)]
+struct LedgerSource {
+    /// The hub's kubeconfig (default: KUBECONFIG or in-cluster).
+    #[arg(long, global = true)]
+    kubeconfig: Option<PathBuf>,
+    /// Namespace of the LedgerBlocks (flowfed's own).
+    #[arg(short = 'n', long, global = true, default_value = "flowfed-system")]
+    namespace: String,
+    /// Read an export written by `flowfed ledger export` instead of the hub.
+    #[arg(long, global = true)]
+    from: Option<PathBuf>,
+    /// The log's verifier key (`origin+id+base64`) to trust; default: the key block 0 names.
+    #[arg(long, global = true)]
+    key: Option<String>,
+    /// A member cluster's kubeconfig, whose witnesses are checked too (repeatable).
+    #[arg(long = "member-kubeconfig", global = true)]
+    members: Vec<PathBuf>,
+}
+
+impl LedgerSource {
+    fn source(&self) -> audit::Source {
+        match &self.from {
+            Some(path) => audit::Source::Export(path.clone()),
+            None => audit::Source::Live {
+                kubeconfig: self.kubeconfig.clone(),
+                namespace: self.namespace.clone(),
+                members: self.members.clone(),
+            },
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum LedgerCommand {
+    /// Recompute every block, the tree, every signature and every witness;
+    /// exits non-zero naming the first bad record, block or witness.
+    Verify {
+        #[command(flatten)]
+        source: LedgerSource,
+    },
+    /// Inclusion proofs of a product's records (PRODUCT: namespace/name or uid).
+    Prove {
+        product: String,
+        #[command(flatten)]
+        source: LedgerSource,
+    },
+    /// Where a product was visible over time, and why.
+    History {
+        product: String,
+        #[command(flatten)]
+        source: LedgerSource,
+    },
+    /// The ledger as JSON Lines, for a regulator (records before --since as leaf hashes).
+    Export {
+        /// Only records from this time on (RFC 3339) in full.
+        #[arg(long)]
+        since: Option<String>,
+        #[command(flatten)]
+        source: LedgerSource,
+    },
+    /// A new Ed25519 signing key (PKCS#8 PEM) for the ledger's Secret.
+    Keygen,
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,6 +184,7 @@ impl Cli {
             Command::Policy {
                 command: PolicyCommand::Explain { files, now, output },
             } => policy_explain(&files, now.as_deref(), output),
+            Command::Ledger { command } => ledger(command),
             Command::Run {
                 http_addr,
                 log_format,
@@ -106,19 +193,78 @@ impl Cli {
                 lease_name,
                 identity,
                 allow_link_local_endpoints,
+                ledger_key_secret,
+                ledger_origin,
+                ledger_witness_interval,
             } => {
                 init_tracing(log_format);
+                let ledger = ledger_key_secret.map(|key_secret| LedgerSettings {
+                    namespace: lease_namespace.clone(),
+                    key_secret,
+                    origin: ledger_origin,
+                    block_interval: Duration::from_secs(1),
+                    witness_interval: ledger_witness_interval,
+                });
                 let election = leader_election.then(|| ElectionSpec {
                     namespace: lease_namespace,
                     lease: lease_name,
                     identity: identity.unwrap_or_else(default_identity),
                 });
+                let settings = Settings {
+                    probe_guard: ProbeGuard::from_env(allow_link_local_endpoints),
+                    ledger,
+                    ..Settings::default()
+                };
                 tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .build()?
-                    .block_on(run(http_addr, election, allow_link_local_endpoints))
+                    .block_on(run(http_addr, election, settings))
             }
         }
+    }
+}
+
+/// Runs a `flowfed ledger` command; its error (the first thing wrong) exits non-zero.
+fn ledger(command: LedgerCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match command {
+            LedgerCommand::Verify { source } => {
+                audit::verify(&source.source(), source.key.as_deref()).await
+            }
+            LedgerCommand::Prove { product, source } => {
+                audit::prove(&source.source(), source.key.as_deref(), &product).await
+            }
+            LedgerCommand::History { product, source } => {
+                audit::history(&source.source(), source.key.as_deref(), &product).await
+            }
+            LedgerCommand::Export { since, source } => {
+                let key = source.key.as_deref();
+                audit::export(&source.source(), key, since.as_deref()).await
+            }
+            LedgerCommand::Keygen => {
+                print!("{}", LedgerKey::generate_pem());
+                Ok(())
+            }
+        }
+    })
+}
+
+/// A duration such as `10s`, `2m` or `500ms`.
+fn humantime_secs(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, "s"), |at| text.split_at(at));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text} is not a duration such as 10s"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{text}: the unit must be ms, s or m")),
     }
 }
 
@@ -153,7 +299,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 async fn run(
     http_addr: SocketAddr,
     election: Option<ElectionSpec>,
-    allow_link_local_endpoints: bool,
+    settings: Settings,
 ) -> anyhow::Result<()> {
     let config = kube::Config::infer().await?;
     let client = kube::Client::try_from(config.clone())?;
@@ -165,10 +311,6 @@ async fn run(
             identity: spec.identity,
             client: runtime::lease_client(config)?,
         }),
-    };
-    let settings = Settings {
-        probe_guard: ProbeGuard::from_env(allow_link_local_endpoints),
-        ..Settings::default()
     };
     let operator = runtime::start(client, settings, http_addr, election).await?;
     let shutdown = operator.shutdown_handle();

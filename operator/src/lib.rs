@@ -3,6 +3,7 @@
 //! region that may see it.
 
 pub mod api;
+pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod controller;

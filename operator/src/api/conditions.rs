@@ -23,6 +23,7 @@ pub mod types {
     pub const PUBLISHED: &str = "Published";
     pub const SYNCED: &str = "Synced";
     pub const COUNTED: &str = "Counted";
+    pub const LEDGER_WITNESSED: &str = "LedgerWitnessed";
 }
 
 /// The three condition statuses.

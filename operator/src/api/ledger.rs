@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 /// Most records in one block: with records of about 1 KiB a block stays far
 /// below the API server's 1.5 MiB request limit.
 pub const MAX_BLOCK_RECORDS: usize = 256;
+/// Most record bytes in one block.
+pub const MAX_BLOCK_BYTES: usize = 512 * 1024;
 /// Longest record a block holds (a product blocked at 1,000 nodes, named).
 pub const MAX_RECORD_BYTES: usize = 4096 * 16;
 

@@ -16,7 +16,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, CustomResourceExt};
 
 use super::kubeconfig::{client_config, kubeconfig_in_secret};
-use crate::api::{CatalogEntry, DataFlowNode, SecretKeyRef};
+use crate::api::{CatalogEntry, DataFlowNode, LedgerCheckpoint, SecretKeyRef};
 use crate::api::{MANAGED_BY, MANAGED_BY_LABEL};
 
 /// Why a member cluster cannot be used. `reason()` is the condition reason.
@@ -340,12 +340,39 @@ async fn build(
     ))
 }
 
-/// Installs (or updates) the CatalogEntry CRD and the catalog namespace, and
-/// lists the entries already there.
+/// Installs (or updates) the CatalogEntry and LedgerCheckpoint CRDs and the
+/// catalog namespace, and lists the entries already there.
 async fn prepare(client: &Client, namespace: &str) -> Result<HashMap<String, String>, kube::Error> {
-    const MANAGER: &str = "flowfed.io/member-setup";
+    install_crd(client, CatalogEntry::crd()).await?;
+    install_crd(client, LedgerCheckpoint::crd()).await?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let manifest = serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+    });
+    namespaces
+        .patch(
+            namespace,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&manifest),
+        )
+        .await?;
+    let entries = Api::<CatalogEntry>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")))
+        .await?;
+    Ok(entries
+        .items
+        .into_iter()
+        .map(|e| (e.metadata.name.unwrap_or_default(), e.spec.content_hash))
+        .collect())
+}
+
+/// The field manager of what flowfed sets up in a member.
+const MANAGER: &str = "flowfed.io/member-setup";
+
+/// Applies `crd` to the member and waits (30 s at most) until it is Established.
+async fn install_crd(client: &Client, crd: CustomResourceDefinition) -> Result<(), kube::Error> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = CatalogEntry::crd();
     let name = crd.metadata.name.clone().unwrap_or_default();
     crds.patch(
         &name,
@@ -370,27 +397,7 @@ async fn prepare(client: &Client, namespace: &str) -> Result<HashMap<String, Str
         .await
         .map_err(|_| {
             kube::Error::Service(
-                "CatalogEntry CRD not Established in the member within 30 s".into(),
+                format!("CRD {name} not Established in the member within 30 s").into(),
             )
-        })??;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let manifest = serde_json::json!({
-        "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": namespace, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
-    });
-    namespaces
-        .patch(
-            namespace,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&manifest),
-        )
-        .await?;
-    let entries = Api::<CatalogEntry>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")))
-        .await?;
-    Ok(entries
-        .items
-        .into_iter()
-        .map(|e| (e.metadata.name.unwrap_or_default(), e.spec.content_hash))
-        .collect())
+        })?
 }

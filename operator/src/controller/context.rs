@@ -10,6 +10,7 @@ use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
+use super::ledger::{Ledger, LedgerSettings};
 use super::records::{LinkWrites, ReleaseClock, StatusWrites, WrittenEntries};
 use super::{Retries, catalog};
 use crate::api::{
@@ -32,6 +33,8 @@ pub struct Settings {
     pub instance: String,
     /// Addresses never probed (see [`crate::probe::guard`]).
     pub probe_guard: ProbeGuard,
+    /// The trusted-sharing ledger, when a signing key is configured.
+    pub ledger: Option<LedgerSettings>,
 }
 
 impl Default for Settings {
@@ -42,6 +45,7 @@ impl Default for Settings {
             link_probe_interval: Duration::from_secs(10),
             instance: std::env::var("POD_NAME").unwrap_or_else(|_| "flowfed".into()),
             probe_guard: ProbeGuard::from_env(false),
+            ledger: None,
         }
     }
 }
@@ -94,6 +98,8 @@ pub struct Context {
     pub link_writes: LinkWrites,
     /// Consecutive failures per object, for growing retry delays.
     pub retries: Retries,
+    /// The ledger, when configured.
+    pub ledger: Option<Arc<Ledger>>,
     /// The tunables.
     pub settings: Settings,
     /// True once the node and link caches have synced; nothing is derived from
@@ -105,6 +111,10 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, caches: Caches, metrics: Arc<Metrics>, settings: Settings) -> Self {
+        let ledger = settings
+            .ledger
+            .clone()
+            .map(|l| Arc::new(Ledger::new(l, metrics.ledger.clone())));
         let reporter = Reporter {
             controller: "flowfed".into(),
             instance: Some(settings.instance.clone()),
@@ -128,6 +138,7 @@ impl Context {
             hub_entry_writes: tokio::sync::Semaphore::new(catalog::HUB_ENTRY_WRITES_IN_FLIGHT),
             link_writes: LinkWrites::default(),
             retries: Retries::default(),
+            ledger,
             settings,
             caches_ready: AtomicBool::new(false),
             catalog_ready: AtomicBool::new(false),

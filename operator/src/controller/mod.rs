@@ -12,6 +12,7 @@ mod catalog_views;
 mod context;
 mod error;
 mod federation;
+pub mod ledger;
 mod link;
 mod node;
 mod processor;
@@ -82,11 +83,17 @@ pub async fn run(
         runner.run(products, "catalog", catalog::reconcile),
         runner.run(processors, "processor", processor::reconcile),
     );
-    let housekeeping = futures::future::join4(
+    let ledger = async {
+        if let Some(ledger) = ctx.ledger.clone() {
+            ledger::run(ledger, ctx.clone()).await;
+        }
+    };
+    let housekeeping = futures::future::join5(
         wiring::forget_deleted(&watches, ctx.clone()),
         wiring::mark_ready_once_synced(ctx.clone(), federation_store, ready),
         catalog_views::run(ctx.clone()),
         wiring::evict_unused_probe_clients(ctx.clone()),
+        ledger,
     );
     // The controllers end on shutdown; the watches and housekeeping run until
     // then and are dropped with this future.

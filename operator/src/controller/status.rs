@@ -16,6 +16,7 @@ pub mod managers {
     pub const FEDERATION: &str = "flowfed.io/federation-controller";
     pub const CATALOG: &str = "flowfed.io/catalog-controller";
     pub const PROCESSOR: &str = "flowfed.io/processor-controller";
+    pub const LEDGER: &str = "flowfed.io/ledger-witness";
 }
 
 /// Applies `status` to `object`'s status subresource as `manager`.

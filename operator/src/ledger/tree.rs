@@ -33,7 +33,12 @@ impl Tree {
 
     /// Appends one leaf (the record's bytes).
     pub fn append(&mut self, leaf: &[u8]) {
-        let hashes = tlog::stored_hashes(self.size, leaf, self)
+        self.append_hash(tlog::record_hash(leaf));
+    }
+
+    /// Appends one leaf known only by its hash (a record left out of an export).
+    pub fn append_hash(&mut self, leaf_hash: Hash) {
+        let hashes = tlog::stored_hashes_for_record_hash(self.size, leaf_hash, self)
             .expect("a tree holds every hash its next leaf needs");
         self.stored.extend(hashes);
         self.size += 1;
@@ -78,6 +83,11 @@ pub fn extends(
         return old_root == new_root && proof.is_empty();
     }
     tlog::check_tree(&proof.to_vec(), new_size, new_root, old_size, old_root).is_ok()
+}
+
+/// The hash of a leaf (RFC 9162: SHA-256 of 0x00 and the leaf).
+pub fn leaf_hash(leaf: &[u8]) -> Hash {
+    tlog::record_hash(leaf)
 }
 
 /// A hash as the ledger writes it (base64).

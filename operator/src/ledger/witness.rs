@@ -17,6 +17,8 @@ pub struct Held {
 /// Why a witness refuses a checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
+    #[error("the checkpoint the witness holds does not verify: {0}")]
+    Unreadable(String),
     #[error("signed by {offered}, but the witness trusts {held}: the ledger's key was replaced")]
     KeyChanged { held: String, offered: String },
     #[error(

@@ -15,9 +15,11 @@ use prometheus::{
 };
 
 mod catalog;
+mod ledger;
 mod network;
 
 pub use catalog::CatalogCollector;
+pub use ledger::LedgerMetrics;
 pub use network::NetworkCollector;
 
 /// The operator's metrics.
@@ -33,6 +35,8 @@ pub struct Metrics {
     pub catalog_release_to_visible_seconds: Histogram,
     /// 1 while this replica holds the leader Lease (or runs without election).
     pub leader: IntGauge,
+    /// The ledger's records, tree and witnesses.
+    pub ledger: LedgerMetrics,
 }
 
 impl Metrics {
@@ -85,7 +89,9 @@ impl Metrics {
         registry
             .register(Box::new(TermCollectorsHandle(term.clone())))
             .expect("term collectors registered once");
+        let ledger = LedgerMetrics::register(&registry);
         Metrics {
+            ledger,
             registry,
             term,
             reconcile_total,

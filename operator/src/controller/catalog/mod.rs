@@ -5,14 +5,15 @@
 //! every node), [`plan`] (pure: targets and blocked nodes with reasons, from
 //! [`crate::policy`]), [`write`] (entries into each catalog view, hub
 //! namespace or member cluster, and out of the ones that no longer list the
-//! product) and [`report`] (status, events, metrics, and when to look again,
+//! product), [`report`] (status, events, metrics, and when to look again,
 //! which is at the nearest mechanism expiry so entries abroad are withdrawn on
-//! time).
+//! time) and [`record`] (the listing the ledger records, when it changed).
 
 pub mod facts;
 #[cfg(test)]
 mod fixtures;
 pub mod plan;
+mod record;
 mod report;
 mod write;
 
@@ -63,7 +64,7 @@ pub async fn reconcile(product: Arc<DataProduct>, ctx: Arc<Context>) -> Result<A
     finalizer(&api, FINALIZER, product, |event| async {
         match event {
             Finalizer::Apply(product) => publish(product, &ctx).await,
-            Finalizer::Cleanup(product) => withdraw(&product, &ctx)
+            Finalizer::Cleanup(product) => withdraw_deleted(&product, &ctx)
                 .await
                 .map(|()| Action::await_change()),
         }
@@ -126,6 +127,10 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
         Err(why) => {
             if let Unplannable::NoPublisher(_) = why {
                 withdraw(&product, ctx).await?;
+                if let Some(ledger) = &ctx.ledger {
+                    let id = record::product_id(&product);
+                    ledger.observe(&id, Some(record::unlisted(&product)), stamp.now);
+                }
             }
             let status = report::unplannable(known.as_ref(), &why, stamp);
             write_status(&product, known.as_ref(), status, ctx).await?;
@@ -143,6 +148,10 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
     );
     let plan = plan::plan(&product, &facts, stamp.now);
     let written = write::write(ctx, &plan, &nodes).await?;
+    if let Some(ledger) = &ctx.ledger {
+        let listing = record::listing(&product, &plan, &written);
+        ledger.observe(&record::product_id(&product), Some(listing), stamp.now);
+    }
 
     let previous = known.clone().unwrap_or_default();
     let listed = report::listed(&previous, &plan, &written, stamp, release_started);
@@ -173,4 +182,13 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
 async fn withdraw(product: &DataProduct, ctx: &Context) -> Result<()> {
     let uid = product.uid().ok_or(Error::MissingField("metadata.uid"))?;
     write::withdraw(ctx, &uid).await
+}
+
+/// Withdraws a deleted product everywhere, and records that in the ledger.
+async fn withdraw_deleted(product: &DataProduct, ctx: &Context) -> Result<()> {
+    withdraw(product, ctx).await?;
+    if let Some(ledger) = &ctx.ledger {
+        ledger.observe(&record::product_id(product), None, ctx.now());
+    }
+    Ok(())
 }

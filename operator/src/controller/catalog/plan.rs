@@ -2,16 +2,17 @@
 //! as a value. Everything the write and report steps do follows from it, and
 //! tests assert on it without a cluster.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::facts::CatalogFacts;
+use crate::api::Mechanism;
 use crate::api::{BlockedTarget, CatalogEntrySpec, DataFlowNode, DataProduct};
 use crate::catalog::{entry_name, listing};
-use crate::policy::{self, Decision, Reason};
+use crate::policy::{self, Decision, NodeFacts, ProductFacts, Reason};
 
 /// The listing a product should have right now.
 #[derive(Clone, Debug)]
@@ -31,6 +32,18 @@ pub struct Plan {
     pub member_keep: BTreeSet<String>,
     /// When a decision next changes by the clock alone (a mechanism expiring).
     pub next_change: Option<Timestamp>,
+    /// Why each target may list the product, by node name.
+    pub listed_because: BTreeMap<String, Because>,
+}
+
+/// Why a target may list the product: the visible reason and rule, and the
+/// product's mechanisms (indexes into `spec.crossBorder.mechanisms`) in
+/// force that allow a listing abroad.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Because {
+    pub reason: Reason,
+    pub rule: u8,
+    pub mechanisms: Vec<usize>,
 }
 
 impl Plan {
@@ -66,9 +79,23 @@ pub fn plan(product: &DataProduct, facts: &CatalogFacts, now: Timestamp) -> Plan
     let entry_name = entry_name(&publisher, &product.name_any());
     let mut targets = Vec::new();
     let mut blocked = Vec::new();
-    for (node, decision) in decisions(facts, now) {
+    let mut listed_because = BTreeMap::new();
+    for ((node, decision), (_, target)) in decisions(facts, now).into_iter().zip(&facts.nodes) {
         match decision {
-            Decision { visible: true, .. } => targets.push(node.clone()),
+            Decision {
+                visible: true,
+                reason,
+                rule,
+                ..
+            } => {
+                let because = Because {
+                    reason,
+                    rule,
+                    mechanisms: mechanisms_allowing(&facts.product, reason, target, now),
+                };
+                listed_because.insert(node.name_any(), because);
+                targets.push(node.clone());
+            }
             Decision {
                 reason: Reason::NotSelected,
                 ..
@@ -98,7 +125,31 @@ pub fn plan(product: &DataProduct, facts: &CatalogFacts, now: Timestamp) -> Plan
         hub_keep,
         member_keep,
         next_change: policy::next_change(&facts.product, facts.declared_year, now),
+        listed_because,
     }
+}
+
+/// The product's mechanisms in force that name `target`, when `reason` is a
+/// listing abroad under a mechanism.
+fn mechanisms_allowing(
+    product: &ProductFacts,
+    reason: Reason,
+    target: &NodeFacts,
+    now: Timestamp,
+) -> Vec<usize> {
+    let accepted = |kind: Mechanism| match reason {
+        Reason::SecurityAssessment => kind == Mechanism::SecurityAssessment,
+        Reason::Mechanism | Reason::MacaoMechanism => true,
+        _ => false,
+    };
+    product
+        .mechanisms
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| accepted(m.kind) && m.covers(target))
+        .filter(|(_, m)| m.expires().is_none_or(|until| now < until))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 #[cfg(test)]
