@@ -29,3 +29,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "flowfed.secretNamespace" -}}
 {{- default .Release.Namespace .Values.memberClusters.secretNamespace -}}
 {{- end -}}
+
+{{/*
+The Secret holding the ledger's signing key.
+*/}}
+{{- define "flowfed.ledgerKeySecret" -}}
+{{- .Values.ledger.existingSecret | default (printf "%s-ledger-key" (include "flowfed.fullname" .)) -}}
+{{- end }}
