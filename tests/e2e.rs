@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use flowfed::api::conditions::types;
 use flowfed::api::{CatalogEntry, DataFlowNode, DataProduct, Federation};
-use flowfed_tests::{Gateway, Plane, has_condition, repo_root, start_operator, unique, wait_for};
+use flowfed_tests::{
+    Gateway, Plane, has_condition, repo_root, start_operator_with_ledger, unique, wait_for,
+};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
@@ -108,7 +110,7 @@ async fn helm_installed_operator_runs_with_its_own_identity_and_prometheus_sees_
         .unwrap();
 
     // The operator, as the chart's ServiceAccount.
-    let operator = start_operator(&plane).await.unwrap();
+    let operator = start_operator_with_ledger(&plane).await.unwrap();
     let mut gateways = Vec::new();
     for ip in ["127.0.0.61", "127.0.0.62", "127.0.0.63"] {
         gateways.push(Gateway::start(ip).await.unwrap());
@@ -249,6 +251,18 @@ async fn helm_installed_operator_runs_with_its_own_identity_and_prometheus_sees_
             );
         }
     }
+    // Hong Kong's member cluster witnesses the ledger.
+    let member_client = member.client().await.unwrap();
+    let witness: Api<flowfed::api::LedgerCheckpoint> =
+        Api::namespaced(member_client, "flowfed-catalog");
+    wait_for(
+        &witness,
+        flowfed::api::LedgerCheckpoint::NAME,
+        CONVERGE,
+        |c| c.spec.tree_size > 0,
+    )
+    .await
+    .unwrap();
     let rules = prometheus.get("/api/v1/rules").await;
     let groups = rules["data"]["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 3);

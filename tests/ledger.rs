@@ -81,14 +81,13 @@ where
 
 /// `flowfed ledger ARGS` against the hub as its administrator.
 fn ledger(cat: &Catalog, args: &[&str]) -> Output {
-    let output = std::process::Command::new(flowfed_binary())
+    std::process::Command::new(flowfed_binary())
         .arg("ledger")
         .args(args)
         .args(["--kubeconfig", &cat.plane.kubeconfig.display().to_string()])
         .args(["-n", OPERATOR_NAMESPACE])
         .output()
-        .unwrap();
-    output
+        .unwrap()
 }
 
 fn text(output: &Output) -> String {

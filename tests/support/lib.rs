@@ -405,6 +405,29 @@ pub async fn start_operator(plane: &Plane) -> anyhow::Result<flowfed::runtime::O
     flowfed::runtime::start(client, settings, "127.0.0.1:0".parse()?, None).await
 }
 
+/// [`start_operator`] with the trusted-sharing ledger on, signed with the
+/// key the chart made in [`OPERATOR_NAMESPACE`]. Only one such operator per
+/// control plane: the ledger has a single writer.
+pub async fn start_operator_with_ledger(
+    plane: &Plane,
+) -> anyhow::Result<flowfed::runtime::Operator> {
+    let client = plane.operator_client().await?;
+    let settings = flowfed::controller::Settings {
+        resync: Duration::from_secs(30),
+        link_probe_interval: Duration::from_secs(2),
+        instance: format!("test-{}", std::process::id()),
+        ledger: Some(flowfed::controller::ledger::LedgerSettings {
+            namespace: OPERATOR_NAMESPACE.into(),
+            key_secret: "flowfed-ledger-key".into(),
+            origin: "flowfed.io/ledger".into(),
+            block_interval: Duration::from_secs(1),
+            witness_interval: Duration::from_secs(1),
+        }),
+        ..Default::default()
+    };
+    flowfed::runtime::start(client, settings, "127.0.0.1:0".parse()?, None).await
+}
+
 /// Loopback endpoint addresses named by `spec.endpoint.url` in YAML manifests.
 pub fn loopback_endpoints(files: &[impl AsRef<Path>]) -> anyhow::Result<Vec<std::net::SocketAddr>> {
     let mut addrs = Vec::new();
