@@ -1,7 +1,9 @@
 //! Phase 3: bulk propagation. 2,000 products to 25 node namespaces (50,000
 //! entries): `W_op`, `eta = W_op / W_raw`, write amplification (mutating API
 //! requests per entry, from the API server's own `apiserver_request_total`)
-//! and operator CPU-seconds per 1,000 entries.
+//! and operator CPU-seconds per 1,000 entries. Run twice: without the ledger,
+//! then with it (after, so a fuller hub counts against the ledger), for the
+//! ledger's cost in the same run.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -15,7 +17,17 @@ use crate::harness::{
     EntryWatcher, Operator, busiest, cpu_by_process, mutating_requests_by_kind, publish,
 };
 
-/// Measures bulk propagation and records it in `results`.
+/// What one bulk sync measured.
+pub struct Bulk {
+    pub eta: f64,
+    pub amplification: f64,
+    /// Mutating requests on LedgerBlocks and LedgerCheckpoints per entry.
+    pub ledger_per_entry: f64,
+    /// Every figure, for results.json.
+    pub figures: serde_json::Map<String, Value>,
+}
+
+/// Measures one bulk propagation of products named `PREFIX-i`.
 pub async fn measure(
     plane: &Plane,
     admin: &kube::Client,
@@ -23,8 +35,8 @@ pub async fn measure(
     operator: &Operator,
     sizes: &Sizes,
     w_raw: f64,
-    results: &mut serde_json::Map<String, Value>,
-) -> anyhow::Result<()> {
+    prefix: &str,
+) -> anyhow::Result<Bulk> {
     // 3. Bulk propagation.
     let entries_expected = sizes.bulk_products * sizes.bulk_nodes;
     let seen_before = watcher.count();
@@ -40,7 +52,7 @@ pub async fn measure(
                 publish(
                     &admin,
                     &format!("n{:02}", i % sizes.bulk_nodes),
-                    &format!("bulk-{i}"),
+                    &format!("{prefix}-{i}"),
                     Some("a"),
                 )
                 .await
@@ -63,7 +75,7 @@ pub async fn measure(
     let amplification = writes / entries_expected as f64;
     let cpu_per_1000 = cpu / entries_expected as f64 * 1000.0;
     println!(
-        "bulk: {} products x {} nodes = {entries_expected} entries in {elapsed:.1} s: W_op = {w_op:.0}/s, eta = {eta:.2}, write amplification {amplification:.2}, {cpu_per_1000:.2} CPU-s per 1000 entries",
+        "bulk ({prefix}): {} products x {} nodes = {entries_expected} entries in {elapsed:.1} s: W_op = {w_op:.0}/s, eta = {eta:.2}, write amplification {amplification:.2}, {cpu_per_1000:.2} CPU-s per 1000 entries",
         sizes.bulk_products, sizes.bulk_nodes
     );
     let cores: BTreeMap<&str, f64> = cpu_by_process(plane, Some(operator))
@@ -76,6 +88,7 @@ pub async fn measure(
         })
         .collect();
     println!("    cores used during the bulk sync: {cores:.2?}");
+    let mut results = serde_json::Map::new();
     results.insert("bulk_cores".into(), json!(cores));
     let by_kind = busiest(&kinds_before, &kinds_after, entries_expected as f64);
     for (kind, per_entry) in &by_kind {
@@ -86,5 +99,15 @@ pub async fn measure(
     results.insert("write_amplification".into(), json!(amplification));
     results.insert("cpu_s_per_1000".into(), json!(cpu_per_1000));
     results.insert("bulk".into(), json!({"products": sizes.bulk_products, "nodes": sizes.bulk_nodes, "entries": entries_expected, "seconds": elapsed}));
-    Ok(())
+    let ledger_writes: f64 = kinds_after
+        .iter()
+        .filter(|(kind, _)| kind.contains("ledgerblocks") || kind.contains("ledgercheckpoints"))
+        .map(|(kind, n)| n - kinds_before.get(kind).unwrap_or(&0.0))
+        .sum();
+    Ok(Bulk {
+        eta,
+        amplification,
+        ledger_per_entry: ledger_writes / entries_expected as f64,
+        figures: results,
+    })
 }

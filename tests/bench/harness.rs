@@ -358,10 +358,12 @@ pub struct Operator {
 }
 
 impl Operator {
-    pub fn start(binary: &Path, kubeconfig: &Path) -> anyhow::Result<Operator> {
+    /// Starts `flowfed run` with `args` added.
+    pub fn start(binary: &Path, kubeconfig: &Path, args: &[&str]) -> anyhow::Result<Operator> {
         let port = flowfed_tests::free_port();
         let child = std::process::Command::new(binary)
             .args(["run", "--http-addr", &format!("127.0.0.1:{port}")])
+            .args(args)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())

@@ -87,21 +87,43 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     }
     let watcher = EntryWatcher::start(admin.clone());
-    let mut operator = Operator::start(&binary, &operator_kubeconfig)?;
+    let mut operator = Operator::start(&binary, &operator_kubeconfig, &[])?;
     wait_namespaces(&admin, 50).await?;
 
     release::measure(&admin, &watcher, &sizes, &raw, &mut results).await?;
-    bulk::measure(
-        &plane,
-        &admin,
-        &watcher,
-        &operator,
-        &sizes,
-        raw.w_raw,
-        &mut results,
+    let plain = bulk::measure(
+        &plane, &admin, &watcher, &operator, &sizes, raw.w_raw, "bulk",
     )
     .await?;
     operator.stop();
+    results.extend(plain.figures.clone());
+
+    // 3b. The same bulk sync with the ledger on, as the chart runs it.
+    let mut operator = Operator::start(&binary, &operator_kubeconfig, &LEDGER_ARGS)?;
+    ledger_caught_up(&admin).await?;
+    let ledger = bulk::measure(
+        &plane, &admin, &watcher, &operator, &sizes, raw.w_raw, "ledger",
+    )
+    .await?;
+    operator.stop();
+    let ledger_cost = json!({
+        "eta": ledger.eta,
+        "write_amplification": ledger.amplification,
+        "eta_delta_points": (ledger.eta - plain.eta) * 100.0,
+        "write_amplification_delta": ledger.amplification - plain.amplification,
+        "ledger_requests_per_entry": ledger.ledger_per_entry,
+    });
+    println!(
+        "ledger cost: eta {:.2} -> {:.2} ({:+.1} points), writes per entry {:.3} -> {:.3} ({:+.4}; ledger's own {:.4})",
+        plain.eta,
+        ledger.eta,
+        (ledger.eta - plain.eta) * 100.0,
+        plain.amplification,
+        ledger.amplification,
+        ledger.amplification - plain.amplification,
+        ledger.ledger_per_entry
+    );
+    results.insert("ledger".into(), ledger_cost);
     drop(plane);
 
     // 4. Scale, on a fresh plane.
@@ -121,6 +143,47 @@ async fn main() -> anyhow::Result<()> {
     println!("\nwrote {}", out.display());
     Ok(())
 }
+
+/// Waits until a freshly started ledger has recorded every product already
+/// published (its one-off first records), so the bulk sync measures steady
+/// running only.
+async fn ledger_caught_up(admin: &kube::Client) -> anyhow::Result<()> {
+    use flowfed::api::{DataProduct, LedgerBlock};
+    use kube::api::{Api, ListParams};
+    let products = Api::<DataProduct>::all(admin.clone())
+        .list_metadata(&ListParams::default())
+        .await?
+        .items
+        .len() as u64;
+    let blocks: Api<LedgerBlock> = Api::namespaced(admin.clone(), "flowfed-system");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        let recorded = blocks
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .map(|b| b.spec.tree_size)
+            .max()
+            .unwrap_or(0);
+        if recorded >= products {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the ledger recorded {recorded} of {products} products in 10 minutes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// `flowfed run` flags that keep the ledger, with the key the chart made.
+const LEDGER_ARGS: [&str; 4] = [
+    "--ledger-key-secret",
+    "flowfed-ledger-key",
+    "--lease-namespace",
+    "flowfed-system",
+];
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {

@@ -35,7 +35,7 @@ pub async fn measure(binary: &Path, sizes: &Sizes) -> anyhow::Result<Value> {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let baseline = (mutating_requests(&admin).await? - baseline_before) / 10.0;
 
-    let mut operator = Operator::start(binary, &kubeconfig)?;
+    let mut operator = Operator::start(binary, &kubeconfig, &[])?;
     let (interconnected, convergence) = converge(&admin, &mut operator, n, links).await?;
     println!(
         "  federation interconnected with every node ready and link up after {interconnected:.1} s; every node's catalog view reported after {convergence:.1} s"
