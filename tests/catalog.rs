@@ -740,3 +740,106 @@ async fn a_node_cannot_take_over_another_nodes_home_namespace() {
     assert!(labelled(&namespace), "the label still names the holder");
     operator.stop().await.unwrap();
 }
+
+/// Whether `api` holds an entry named `name`, within [`CONVERGE`].
+async fn eventually_present(api: &Api<CatalogEntry>, name: &str, present: bool, what: &str) {
+    let deadline = Instant::now() + CONVERGE;
+    while api.get_opt(name).await.unwrap().is_some() != present {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_view_that_moves_is_cleaned_where_it_was() {
+    let cat = Catalog::new().await;
+    let member = Plane::start(&unique("move-member")).unwrap();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "move-kubeconfig"},
+        "stringData": {"kubeconfig": member.kubeconfig_yaml().unwrap()}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(cat.client.clone(), OPERATOR_NAMESPACE)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let operator = start_operator(&cat.plane).await.unwrap();
+    let beijing = cat.add_node("beijing", "CN-BJ", "CN", json!({})).await;
+    let nanjing = cat.add_node("nanjing", "CN-JS", "CN", json!({})).await;
+    let product = cat
+        .publish(
+            "beijing",
+            "rainfall",
+            json!({"title": "Rainfall", "classification": "Public"}),
+        )
+        .await;
+    cat.wait_listed(&product, &["beijing", "nanjing"]).await;
+    let entry = format!("{beijing}.rainfall");
+    let member_client = member.client().await.unwrap();
+    let in_member = |namespace: &str| -> Api<CatalogEntry> {
+        Api::namespaced(member_client.clone(), namespace)
+    };
+    let nodes = Api::<DataFlowNode>::all(cat.client.clone());
+    let move_view = |catalog: serde_json::Value| {
+        let nodes = nodes.clone();
+        let nanjing = nanjing.clone();
+        async move {
+            let patch = json!({"spec": {"catalog": catalog}});
+            nodes
+                .patch(&nanjing, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+    };
+
+    // Hub to member: the hub entry goes, the member lists it.
+    move_view(json!({
+        "kubeconfigSecretRef": {"namespace": OPERATOR_NAMESPACE, "name": "move-kubeconfig", "key": "kubeconfig"},
+        "memberNamespace": "move-a"
+    }))
+    .await;
+    eventually_present(&in_member("move-a"), &entry, true, "listed in the member").await;
+    eventually_present(
+        &cat.entries("nanjing"),
+        &entry,
+        false,
+        "hub entry removed after the move",
+    )
+    .await;
+
+    // Another member namespace: the first is cleaned.
+    move_view(json!({"memberNamespace": "move-b"})).await;
+    eventually_present(
+        &in_member("move-b"),
+        &entry,
+        true,
+        "listed in the new namespace",
+    )
+    .await;
+    eventually_present(
+        &in_member("move-a"),
+        &entry,
+        false,
+        "old member namespace cleaned",
+    )
+    .await;
+
+    // Back to the hub: the member is cleaned, the hub lists it again.
+    move_view(json!({"kubeconfigSecretRef": null, "memberNamespace": null})).await;
+    eventually_present(
+        &cat.entries("nanjing"),
+        &entry,
+        true,
+        "listed in the hub again",
+    )
+    .await;
+    eventually_present(
+        &in_member("move-b"),
+        &entry,
+        false,
+        "member cleaned after moving back",
+    )
+    .await;
+    cat.wait_listed(&product, &["beijing", "nanjing"]).await;
+    operator.stop().await.unwrap();
+}

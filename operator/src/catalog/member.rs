@@ -61,6 +61,24 @@ pub struct Member {
     pub client: Client,
     /// Namespace holding the node's catalog view.
     pub namespace: String,
+    /// The member's API server: with `namespace`, where the view lives.
+    pub server: String,
+}
+
+impl Member {
+    /// Whether `other` keeps its view in the same place.
+    pub fn same_place(&self, other: &Member) -> bool {
+        self.server == other.server && self.namespace == other.namespace
+    }
+}
+
+/// A place a node's view no longer lives (its catalog moved, or the node is
+/// gone): the entries flowfed wrote there are to be removed.
+pub struct Retired {
+    pub node: String,
+    pub member: Member,
+    /// Cleaning attempts that failed so far.
+    pub attempts: u32,
 }
 
 struct Tracked {
@@ -73,6 +91,9 @@ struct Tracked {
     /// Entries in the member's catalog view by name, with their content hash:
     /// listed when the client is built, then kept by every write and delete.
     entries: HashMap<String, String>,
+    /// Where entries were last written: kept through failures, so a view that
+    /// moves is cleaned where it was.
+    placed: Option<Member>,
 }
 
 impl Tracked {
@@ -111,6 +132,8 @@ pub struct Members {
     /// One (re)build per member at a time: callers that arrive meanwhile wait
     /// for its outcome instead of each asking a failing member again.
     building: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Places views moved away from, to clean (see [`Members::take_retired`]).
+    retired: Mutex<Vec<Retired>>,
 }
 
 /// How often a usable member's Secret is re-read to notice a new kubeconfig.
@@ -225,10 +248,22 @@ impl Members {
             retry_at: None,
             backoff: FIRST_BACKOFF,
             entries: HashMap::new(),
+            placed: None,
         });
         entry.checked_at = Instant::now();
         match member {
             Ok((member, listed)) => {
+                if let Some(old) = entry.placed.take()
+                    && !old.same_place(&member)
+                {
+                    let retired = Retired {
+                        node: node.to_owned(),
+                        member: old,
+                        attempts: 0,
+                    };
+                    self.retired.lock().expect("members lock").push(retired);
+                }
+                entry.placed = Some(member.clone());
                 entry.secret_version = version;
                 entry.member = Ok(member);
                 entry.retry_at = None;
@@ -297,16 +332,41 @@ impl Members {
         tracked.get(node).and_then(|t| t.member.clone().err())
     }
 
-    /// Forgets members of nodes not in `keep`.
+    /// Forgets the members of nodes not in `keep`, retiring where their views were.
     pub fn retain(&self, keep: impl Fn(&str) -> bool) {
-        self.tracked
-            .lock()
-            .expect("members lock")
-            .retain(|node, _| keep(node));
+        let mut tracked = self.tracked.lock().expect("members lock");
+        let gone: Vec<String> = tracked.keys().filter(|n| !keep(n)).cloned().collect();
+        for node in gone {
+            if let Some(member) = tracked.remove(&node).and_then(|t| t.placed) {
+                let retired = Retired {
+                    node,
+                    member,
+                    attempts: 0,
+                };
+                self.retired.lock().expect("members lock").push(retired);
+            }
+        }
+        drop(tracked);
         self.building
             .lock()
             .expect("members lock")
             .retain(|node, _| keep(node));
+    }
+
+    /// Where `node`'s view last was written, if in a member cluster.
+    pub fn placed(&self, node: &str) -> Option<Member> {
+        let tracked = self.tracked.lock().expect("members lock");
+        tracked.get(node).and_then(|t| t.placed.clone())
+    }
+
+    /// The places views moved away from, to clean; give back the ones that
+    /// could not be cleaned yet with [`Members::retry_retired`].
+    pub fn take_retired(&self) -> Vec<Retired> {
+        std::mem::take(&mut *self.retired.lock().expect("members lock"))
+    }
+
+    pub fn retry_retired(&self, retired: Retired) {
+        self.retired.lock().expect("members lock").push(retired);
     }
 }
 
@@ -325,6 +385,7 @@ async fn build(
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(15));
     config.write_timeout = Some(Duration::from_secs(15));
+    let server = config.cluster_url.to_string();
     let client = Client::try_from(config).map_err(|_| {
         MemberProblem::InvalidKubeconfig("no client can be built from it (its TLS material)".into())
     })?;
@@ -335,6 +396,7 @@ async fn build(
         Member {
             client,
             namespace: namespace.to_owned(),
+            server,
         },
         listed,
     ))

@@ -61,8 +61,10 @@ pub async fn remove_view(ctx: &Context, node: &str) {
     }
 }
 
-/// Deletes hub entries whose product no longer exists (by uid) or whose target
-/// node is gone, and member entries whose product is gone.
+/// Deletes hub entries whose product no longer exists (by uid), whose target
+/// node is gone, or that are not where their node's view lives (the node moved
+/// it to a member cluster or another namespace); member entries whose product
+/// is gone; and every entry flowfed wrote where a node's view no longer lives.
 async fn sweep_orphans(ctx: &Context) -> Result<()> {
     let live_products: BTreeSet<String> = ctx
         .products
@@ -72,26 +74,91 @@ async fn sweep_orphans(ctx: &Context) -> Result<()> {
         .collect();
     let nodes = ctx.nodes.state();
     let live_nodes: BTreeSet<String> = nodes.iter().map(|n| n.name_any()).collect();
+    // Where each node's hub view lives; `None` for a view in a member cluster.
+    let hub_view: HashMap<String, Option<String>> = nodes
+        .iter()
+        .map(|n| {
+            let home = n
+                .spec
+                .catalog
+                .kubeconfig_secret_ref
+                .is_none()
+                .then(|| n.home_namespace());
+            (n.name_any(), home)
+        })
+        .collect();
     for entry in ctx.entries.state() {
-        let target_gone = entry
-            .labels()
-            .get(TARGET_NODE_LABEL)
-            .is_some_and(|t| !live_nodes.contains(t));
+        let namespace = entry.namespace().unwrap_or_default();
+        let target = entry.labels().get(TARGET_NODE_LABEL);
+        let target_gone = target.is_some_and(|t| !live_nodes.contains(t));
+        let misplaced = target
+            .and_then(|t| hub_view.get(t))
+            .is_some_and(|home| home.as_deref() != Some(namespace.as_str()));
         let product_gone = !live_products.contains(&entry.spec.product.uid);
-        if !(target_gone || product_gone) {
+        if !(target_gone || product_gone || misplaced) {
             continue;
         }
-        let api: Api<CatalogEntry> =
-            Api::namespaced(ctx.client.clone(), &entry.namespace().unwrap_or_default());
+        let api: Api<CatalogEntry> = Api::namespaced(ctx.client.clone(), &namespace);
         if delete_entry(&api, &entry.name_any()).await? {
-            tracing::info!(entry = %entry.name_any(), target_gone, product_gone, "removed orphaned catalog entry");
+            tracing::info!(entry = %entry.name_any(), target_gone, product_gone, misplaced, "removed orphaned catalog entry");
         }
     }
     for node in &nodes {
         sweep_member(ctx, node, &live_products).await;
     }
-    ctx.members.retain(|node| live_nodes.contains(node));
+    // Nodes gone, or whose view is back in the hub: where their member views
+    // were is cleaned, as is any place a member view moved away from.
+    let with_member: BTreeSet<String> = hub_view
+        .iter()
+        .filter(|(_, home)| home.is_none())
+        .map(|(node, _)| node.clone())
+        .collect();
+    ctx.members.retain(|node| with_member.contains(node));
+    clean_retired(ctx).await;
     Ok(())
+}
+
+/// Failed attempts after which a place a view moved away from is given up
+/// (its cluster is gone for good): 30 sweeps, five minutes.
+const RETIRED_ATTEMPTS: u32 = 30;
+
+/// Deletes the entries flowfed wrote for a node in a member cluster place its
+/// view no longer lives in, found by their labels. A place that cannot be
+/// reached is retried next sweep.
+async fn clean_retired(ctx: &Context) {
+    for mut retired in ctx.members.take_retired() {
+        let current = ctx.members.placed(&retired.node);
+        if current.is_some_and(|c| c.same_place(&retired.member)) {
+            continue;
+        }
+        let member = &retired.member;
+        let api: Api<CatalogEntry> = Api::namespaced(member.client.clone(), &member.namespace);
+        let ours = ListParams::default().labels(&format!(
+            "{}={},{TARGET_NODE_LABEL}={}",
+            crate::api::MANAGED_BY_LABEL,
+            crate::api::MANAGED_BY,
+            retired.node
+        ));
+        let cleaned = async {
+            for entry in api.list_metadata(&ours).await?.items {
+                delete_entry(&api, &entry.metadata.name.unwrap_or_default()).await?;
+            }
+            Ok::<(), kube::Error>(())
+        };
+        match cleaned.await {
+            Ok(()) => {
+                tracing::info!(node = %retired.node, server = %member.server, namespace = %member.namespace, "removed the entries of a view that moved away")
+            }
+            Err(error) if retired.attempts + 1 < RETIRED_ATTEMPTS => {
+                tracing::warn!(node = %retired.node, %error, "cannot clean where the node's view was yet; retrying");
+                retired.attempts += 1;
+                ctx.members.retry_retired(retired);
+            }
+            Err(error) => {
+                tracing::error!(node = %retired.node, server = %member.server, %error, "gave up cleaning where the node's view was; remove its entries by hand (label flowfed.io/target-node)");
+            }
+        }
+    }
 }
 
 /// Member entries whose product is gone are deleted; entries someone else

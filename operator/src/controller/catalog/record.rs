@@ -63,6 +63,11 @@ pub fn listing(product: &DataProduct, plan: &Plan, written: &Written) -> Listing
                 rule: u8::try_from(b.rule).unwrap_or(u8::MAX),
             })
             .collect(),
+        unsettled: written
+            .problems
+            .iter()
+            .map(|(node, _)| node.clone())
+            .collect(),
     }
 }
 

@@ -80,6 +80,7 @@ struct State {
 impl State {
     fn record(&mut self, product: &ProductId, current: Option<Listing>, now: Timestamp) -> bool {
         let previous = self.last.get(&product.uid).map(|(_, listing)| listing);
+        let current = current.map(|listing| keep_unsettled(listing, previous));
         let Some(record) = Record::of_change(product, previous, current.as_ref(), now.to_string())
         else {
             return false;
@@ -93,6 +94,30 @@ impl State {
         self.pending.push_back(record.to_leaf());
         true
     }
+}
+
+/// `listing` with the nodes whose write failed this pass (neither listed nor
+/// blocked in it: their member could not be reached) as `previous` had them:
+/// an entry that could not be written may well still be there, so the ledger
+/// records no change for that node until a write settles it.
+fn keep_unsettled(mut listing: Listing, previous: Option<&Listing>) -> Listing {
+    let Some(previous) = previous else {
+        return listing;
+    };
+    let settled = |node: &str| {
+        listing.visible.iter().any(|v| v.node == node)
+            || listing.blocked.iter().any(|b| b.node == node)
+    };
+    let kept: Vec<_> = previous
+        .visible
+        .iter()
+        .filter(|v| !settled(&v.node) && listing.unsettled.contains(&v.node))
+        .cloned()
+        .collect();
+    listing.visible.extend(kept);
+    listing.visible.sort_by(|a, b| a.node.cmp(&b.node));
+    listing.unsettled.clear();
+    listing
 }
 
 impl Ledger {
@@ -251,3 +276,42 @@ async fn load(client: &Client, settings: &LedgerSettings) -> anyhow::Result<(Loa
 
 /// The ledger, as the reconcilers hold it.
 pub type SharedLedger = Option<Arc<Ledger>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::record::Visible;
+
+    fn visible(nodes: &[&str]) -> Vec<Visible> {
+        nodes
+            .iter()
+            .map(|n| Visible {
+                node: (*n).into(),
+                reason: "SameJurisdiction".into(),
+                rule: 2,
+                mechanisms: Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_target_whose_write_failed_keeps_what_was_recorded_for_it() {
+        let previous = Listing {
+            visible: visible(&["beijing", "hongkong"]),
+            ..Listing::default()
+        };
+        let now = Listing {
+            visible: visible(&["beijing"]),
+            unsettled: vec!["hongkong".into(), "macao".into()],
+            ..Listing::default()
+        };
+        let kept = keep_unsettled(now, Some(&previous));
+        assert_eq!(kept, previous, "hongkong kept, macao never listed");
+        let first = Listing {
+            visible: visible(&["beijing"]),
+            unsettled: vec!["hongkong".into()],
+            ..Listing::default()
+        };
+        assert_eq!(keep_unsettled(first, None).visible, visible(&["beijing"]));
+    }
+}
