@@ -741,10 +741,11 @@ async fn a_node_cannot_take_over_another_nodes_home_namespace() {
     operator.stop().await.unwrap();
 }
 
-/// Whether `api` holds an entry named `name`, within [`CONVERGE`].
+/// Waits until `api` holds (or not) an entry named `name`, within [`CONVERGE`].
+/// A member without the CRD yet holds none.
 async fn eventually_present(api: &Api<CatalogEntry>, name: &str, present: bool, what: &str) {
     let deadline = Instant::now() + CONVERGE;
-    while api.get_opt(name).await.unwrap().is_some() != present {
+    while api.get_opt(name).await.ok().flatten().is_some() != present {
         assert!(Instant::now() < deadline, "{what}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
