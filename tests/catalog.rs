@@ -844,3 +844,79 @@ async fn a_view_that_moves_is_cleaned_where_it_was() {
     cat.wait_listed(&product, &["beijing", "nanjing"]).await;
     operator.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_withdrawal_from_a_member_that_is_down_is_pending_until_it_is_back() {
+    let cat = Catalog::new().await;
+    let member = Plane::start(&unique("pending-member")).unwrap();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "pending-kubeconfig"},
+        "stringData": {"kubeconfig": member.kubeconfig_yaml().unwrap()}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(cat.client.clone(), OPERATOR_NAMESPACE)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let operator = start_operator(&cat.plane).await.unwrap();
+    let beijing = cat.add_node("beijing", "CN-BJ", "CN", json!({})).await;
+    let shenyang = cat
+        .add_node("shenyang", "CN-LN", "CN", json!({
+            "kubeconfigSecretRef": {"namespace": OPERATOR_NAMESPACE, "name": "pending-kubeconfig", "key": "kubeconfig"},
+            "memberNamespace": "pending-catalog"
+        }))
+        .await;
+    let product = cat
+        .publish(
+            "beijing",
+            "snowfall",
+            json!({"title": "Snowfall", "classification": "Public"}),
+        )
+        .await;
+    let entry = format!("{beijing}.snowfall");
+    let in_member: Api<CatalogEntry> =
+        Api::namespaced(member.client().await.unwrap(), "pending-catalog");
+    eventually_present(&in_member, &entry, true, "listed in the member").await;
+
+    // The member goes dark, and the product is no longer for Shenyang.
+    member.stop_component("kube-apiserver").unwrap();
+    let narrowed = json!({"spec": {"visibility": {"scope": "Selected", "nodeSelector": {"matchLabels": {"region": "beijing"}}}}});
+    let products = cat.products("beijing");
+    products
+        .patch(
+            "snowfall",
+            &PatchParams::default(),
+            &Patch::Merge(&narrowed),
+        )
+        .await
+        .unwrap();
+    let pending = wait_for(&products, "snowfall", CONVERGE, |p| {
+        condition(p, types::SYNCED).is_some_and(|c| c.reason == "WithdrawalPending")
+    })
+    .await
+    .unwrap();
+    let synced = condition(&pending, types::SYNCED).unwrap();
+    assert_eq!(synced.status, "False");
+    assert!(synced.message.contains(&shenyang), "{}", synced.message);
+
+    // Back: the entry is withdrawn without waiting for a resync.
+    member.start_component("kube-apiserver").unwrap();
+    let back = Instant::now();
+    eventually_present(
+        &in_member,
+        &entry,
+        false,
+        "withdrawn once the member is back",
+    )
+    .await;
+    wait_for(&products, "snowfall", CONVERGE, synced_now)
+        .await
+        .unwrap();
+    eprintln!("withdrawn {:?} after the member came back", back.elapsed());
+    assert_eq!(product.name_any(), "snowfall");
+    operator.stop().await.unwrap();
+}
+
+fn synced_now(p: &DataProduct) -> bool {
+    synced(p)
+}

@@ -326,6 +326,14 @@ impl Members {
             .map(|t| t.member.is_ok() && t.retry_at.is_none_or(|r| Instant::now() >= r))
     }
 
+    /// How long until `node`'s member may be asked again (its backoff), if it
+    /// is backing off.
+    pub fn retry_in(&self, node: &str) -> Option<Duration> {
+        let tracked = self.tracked.lock().expect("members lock");
+        let at = tracked.get(node)?.retry_at?;
+        Some(at.saturating_duration_since(Instant::now()))
+    }
+
     /// The last problem of `node`'s member, if any.
     pub fn problem(&self, node: &str) -> Option<MemberProblem> {
         let tracked = self.tracked.lock().expect("members lock");

@@ -48,6 +48,7 @@ pub mod reasons {
     pub const INVALID_SELECTOR: &str = "InvalidNodeSelector";
     pub const SYNCED: &str = "Synced";
     pub const WRITE_FAILED: &str = "EntryWriteFailed";
+    pub const WITHDRAWAL_PENDING: &str = "WithdrawalPending";
 }
 
 pub async fn reconcile(product: Arc<DataProduct>, ctx: Arc<Context>) -> Result<Action> {
@@ -173,7 +174,18 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
         .await;
     }
     write_status(&product, known.as_ref(), listed.status, ctx).await?;
-    let wake = report::requeue_after(&plan, &written, stamp.now, ctx.settings.resync);
+    let member_retry = written
+        .withdrawals_pending
+        .iter()
+        .filter_map(|(node, _)| ctx.members.retry_in(node))
+        .min();
+    let wake = report::requeue_after(
+        &plan,
+        &written,
+        member_retry,
+        stamp.now,
+        ctx.settings.resync,
+    );
     Ok(Action::requeue(wake))
 }
 

@@ -13,7 +13,7 @@ use super::facts::Unplannable;
 use super::plan::Plan;
 use super::reasons;
 use super::write::Written;
-use crate::api::conditions::{self, ConditionUpdate, Stamp, Status, types};
+use crate::api::conditions::{self, ConditionUpdate, Problem, Stamp, Status, types};
 use crate::api::{DataProduct, DataProductStatus};
 use crate::controller::status::{apply_status, managers};
 use crate::controller::{Context, Result, jittered};
@@ -60,7 +60,12 @@ pub fn listed(
     );
     conditions::set(&mut status.conditions, published, stamp);
     let mut release_to_visible = None;
-    if written.problems.is_empty() {
+    let unsettled: Vec<&(String, Problem)> = written
+        .problems
+        .iter()
+        .chain(&written.withdrawals_pending)
+        .collect();
+    if unsettled.is_empty() {
         let synced = ConditionUpdate::new(
             types::SYNCED,
             Status::True,
@@ -77,13 +82,12 @@ pub fn listed(
             release_to_visible = Some(Duration::from_millis(millis));
         }
     } else {
-        let message = written
-            .problems
+        let message = unsettled
             .iter()
             .map(|(node, problem)| format!("{node}: {}", problem.message))
             .collect::<Vec<_>>()
             .join("; ");
-        let reason = written.problems[0].1.reason;
+        let reason = unsettled[0].1.reason;
         let synced = ConditionUpdate::new(types::SYNCED, Status::False, reason, message);
         conditions::set(&mut status.conditions, synced, stamp);
     }
@@ -144,9 +148,21 @@ pub fn unplannable(
     }
 }
 
-/// When to reconcile again: soon after a failed write, at the next expiry if
-/// one comes before the resync, else at the resync.
-pub fn requeue_after(plan: &Plan, written: &Written, now: Timestamp, resync: Duration) -> Duration {
+/// When to reconcile again: soon after a failed write; as soon as a member
+/// holding a pending withdrawal may be tried again (`member_retry`: the end of
+/// its backoff), so a recovered member is cleaned at once; at the next expiry
+/// if one comes before the resync; else at the resync.
+pub fn requeue_after(
+    plan: &Plan,
+    written: &Written,
+    member_retry: Option<Duration>,
+    now: Timestamp,
+    resync: Duration,
+) -> Duration {
+    if !written.withdrawals_pending.is_empty() {
+        let retry = member_retry.unwrap_or_default() + Duration::from_millis(100);
+        return retry.min(Duration::from_secs(10));
+    }
     if !written.problems.is_empty() {
         return jittered(Duration::from_secs(10));
     }
@@ -232,6 +248,7 @@ mod tests {
         Written {
             visible_in: plan.target_names(),
             problems: Vec::new(),
+            withdrawals_pending: Vec::new(),
             changed: true,
         }
     }
@@ -305,6 +322,7 @@ mod tests {
                 "hongkong".into(),
                 Problem::new("MemberClusterUnreachable", "connection refused"),
             )],
+            withdrawals_pending: Vec::new(),
             changed: true,
         };
         let listed = listed(
@@ -321,10 +339,51 @@ mod tests {
         );
         assert_eq!(synced.message, "hongkong: connection refused");
         assert_eq!(listed.release_to_visible, None);
-        let wake = requeue_after(&plan, &written, at(5), Duration::from_secs(300));
+        let wake = requeue_after(&plan, &written, None, at(5), Duration::from_secs(300));
         assert!(
             wake < Duration::from_secs(16),
             "a failed write is retried soon: {wake:?}"
+        );
+    }
+
+    #[test]
+    fn a_withdrawal_waiting_on_a_member_is_not_synced_and_retried_when_the_member_may_be() {
+        let plan = planned("Public");
+        let written = Written {
+            withdrawals_pending: vec![(
+                "macao".into(),
+                Problem::new(
+                    reasons::WITHDRAWAL_PENDING,
+                    "still listed in macao's member cluster",
+                ),
+            )],
+            ..written_everywhere(&plan)
+        };
+        let listed = listed(
+            &DataProductStatus::default(),
+            &plan,
+            &written,
+            stamp(5),
+            at(2),
+        );
+        let synced = conditions::find(&listed.status.conditions, types::SYNCED).unwrap();
+        assert_eq!(
+            (synced.status.as_str(), synced.reason.as_str()),
+            ("False", reasons::WITHDRAWAL_PENDING)
+        );
+        assert!(synced.message.starts_with("macao: "), "{}", synced.message);
+        let member_retry = Some(Duration::from_secs(3));
+        let wake = requeue_after(
+            &plan,
+            &written,
+            member_retry,
+            at(5),
+            Duration::from_secs(300),
+        );
+        assert_eq!(
+            wake,
+            Duration::from_millis(3100),
+            "at the end of the member's backoff"
         );
     }
 
@@ -335,11 +394,11 @@ mod tests {
         let written = written_everywhere(&plan);
         let resync = Duration::from_secs(300);
         assert_eq!(
-            requeue_after(&plan, &written, at(5), resync),
+            requeue_after(&plan, &written, None, at(5), resync),
             Duration::from_secs(60)
         );
         plan.next_change = Some(at(10_000));
-        assert_eq!(requeue_after(&plan, &written, at(5), resync), resync);
+        assert_eq!(requeue_after(&plan, &written, None, at(5), resync), resync);
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct Written {
     pub visible_in: Vec<String>,
     /// Targets whose write failed, with why.
     pub problems: Vec<(String, Problem)>,
+    /// Nodes whose member cluster still lists the product where it no longer
+    /// should: the member cannot be reached, so the withdrawal waits.
+    pub withdrawals_pending: Vec<(String, Problem)>,
     /// Whether anything was written or deleted.
     pub changed: bool,
 }
@@ -59,8 +62,10 @@ pub async fn write(ctx: &Context, plan: &Plan, nodes: &[Arc<DataFlowNode>]) -> R
     }
     written.changed |=
         delete_untargeted_hub_entries(ctx, nodes, &plan.entry_name, &plan.hub_keep).await?;
-    written.changed |=
+    let (deleted, pending) =
         delete_stale_member_entries(ctx, nodes, &plan.entry_name, &plan.member_keep).await;
+    written.changed |= deleted;
+    written.withdrawals_pending = pending;
     Ok(written)
 }
 
@@ -267,21 +272,38 @@ async fn delete_stale_hub_entries(
 }
 
 /// Deletes entry `name` from member clusters not in `keep`, where it is known to
-/// exist. A member that cannot be reached keeps it until the next pass.
+/// exist. Returns whether any was deleted, and the nodes whose member could not
+/// be reached (the entry stays there until a later pass withdraws it).
 async fn delete_stale_member_entries(
     ctx: &Context,
     nodes: &[Arc<DataFlowNode>],
     name: &str,
     keep: &BTreeSet<String>,
-) -> bool {
+) -> (bool, Vec<(String, Problem)>) {
     let mut deleted = false;
+    let mut pending = Vec::new();
+    let waits = |node: &str, why: &MemberProblem| {
+        let message = format!(
+            "still listed in {node}'s member cluster, withdrawn once it can be reached ({why})"
+        );
+        (
+            node.to_owned(),
+            Problem::new(reasons::WITHDRAWAL_PENDING, message),
+        )
+    };
     for node in nodes {
         let node_name = node.name_any();
         if keep.contains(&node_name) || ctx.members.entry_hash(&node_name, name).is_none() {
             continue;
         }
-        let Some(Ok(member)) = ctx.members.for_node(&ctx.client, node).await else {
-            continue;
+        let member = match ctx.members.for_node(&ctx.client, node).await {
+            Some(Ok(member)) => member,
+            Some(Err(problem)) => {
+                pending.push(waits(&node_name, &problem));
+                continue;
+            }
+            // The view moved to the hub: the sweep cleans where it was.
+            None => continue,
         };
         let api: Api<CatalogEntry> = Api::namespaced(member.client.clone(), &member.namespace);
         match delete_entry(&api, name).await {
@@ -289,12 +311,14 @@ async fn delete_stale_member_entries(
                 deleted |= gone;
                 ctx.members.record_entry(&node_name, name, None);
             }
-            Err(error) => ctx
-                .members
-                .failed(&node_name, MemberProblem::Unreachable(error.to_string())),
+            Err(error) => {
+                let problem = MemberProblem::Unreachable(error.to_string());
+                pending.push(waits(&node_name, &problem));
+                ctx.members.failed(&node_name, problem);
+            }
         }
     }
-    deleted
+    (deleted, pending)
 }
 
 /// Removes a product's entries everywhere: hub namespaces and every member
