@@ -679,3 +679,75 @@ async fn a_link_channel_probe_uses_the_links_own_ca_bundle() {
     assert!(established.is_some(), "the channel probe is what fails");
     operator.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_full_mesh_over_too_many_nodes_is_refused_and_a_smaller_one_is_written_whole() {
+    let net = Network::new().await;
+    let operator = start_operator(&net.plane).await.unwrap();
+    let id = &net.label;
+    // Nothing listens at the endpoint: links are realised whatever the nodes' health.
+    let names: Vec<String> = (0..65).map(|i| format!("{id}-n{i:02}")).collect();
+    for name in &names {
+        net.add_node(name, "http://127.0.0.1:9/healthz", "CN-BJ", (39.9, 116.4))
+            .await;
+    }
+    let fed = format!("{id}-mesh");
+    net.add_federation(&fed, json!({"mode": "FullMesh"})).await;
+    let refused = wait_for(&net.federations(), &fed, CONVERGE, |f| {
+        condition(f, types::TOPOLOGY_RECONCILED).is_some_and(|c| c.reason == "FullMeshTooLarge")
+    })
+    .await
+    .unwrap();
+    let why = condition(&refused, types::TOPOLOGY_RECONCILED).unwrap();
+    assert_eq!(why.status, "False");
+    assert!(
+        why.message.contains("65 nodes would need 2080 links"),
+        "{}",
+        why.message
+    );
+    let owned = ListParams::default().labels(&format!("{FEDERATION_LABEL}={fed}"));
+    assert!(net.links().list(&owned).await.unwrap().items.is_empty());
+
+    // Down to 10 nodes (the selector narrowed at once): the mesh's 45 links are written.
+    for name in &names[..10] {
+        let label = json!({"metadata": {"labels": {"mesh": "small"}}});
+        net.nodes()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&label))
+            .await
+            .unwrap();
+    }
+    let narrowed =
+        json!({"spec": {"nodeSelector": {"matchLabels": {"test-network": id, "mesh": "small"}}}});
+    net.federations()
+        .patch(&fed, &PatchParams::default(), &Patch::Merge(&narrowed))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + CONVERGE;
+    loop {
+        let links = net.links().list(&owned).await.unwrap().items.len();
+        if links == 45 {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let nodes = net
+                .nodes()
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .len();
+            let federation = net.federations().get(&fed).await.unwrap();
+            panic!(
+                "{links} links of the 10-node mesh's 45; {nodes} nodes; {:?}",
+                condition(&federation, types::TOPOLOGY_RECONCILED)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    wait_for(&net.federations(), &fed, CONVERGE, |f| {
+        condition(f, types::TOPOLOGY_RECONCILED).is_some_and(|c| c.status == "True")
+    })
+    .await
+    .unwrap();
+    operator.stop().await.unwrap();
+}

@@ -61,7 +61,7 @@ enum Command {
         )]
         ledger_origin: String,
         /// How often, at most, each witness is offered the ledger's latest checkpoint.
-        #[arg(long, env = "FLOWFED_LEDGER_WITNESS_INTERVAL", default_value = "10s", value_parser = humantime_secs)]
+        #[arg(long, env = "FLOWFED_LEDGER_WITNESS_INTERVAL", default_value = "30s", value_parser = humantime_secs)]
         ledger_witness_interval: Duration,
     },
     /// The trusted-sharing ledger: verify it, prove and trace a product, export it.
@@ -202,7 +202,7 @@ impl Cli {
                     namespace: lease_namespace.clone(),
                     key_secret,
                     origin: ledger_origin,
-                    block_interval: Duration::from_secs(1),
+                    block_interval: Duration::from_secs(2),
                     witness_interval: ledger_witness_interval,
                 });
                 let election = leader_election.then(|| ElectionSpec {

@@ -1,9 +1,8 @@
 //! Phase 3: bulk propagation. 2,000 products to 25 node namespaces (50,000
 //! entries): `W_op`, `eta = W_op / W_raw`, write amplification (mutating API
 //! requests per entry, from the API server's own `apiserver_request_total`)
-//! and operator CPU-seconds per 1,000 entries. Run twice: without the ledger,
-//! then with it (after, so a fuller hub counts against the ledger), for the
-//! ledger's cost in the same run.
+//! and operator CPU-seconds per 1,000 entries. Run three times: without the
+//! ledger, with it, and without again, for the ledger's cost in the same run.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

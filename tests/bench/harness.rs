@@ -382,6 +382,22 @@ impl Operator {
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
     }
 
+    /// Waits (two minutes at most) until the operator has done its start-up
+    /// work over the objects already there: under a tenth of a core over 2 s.
+    pub async fn wait_idle(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut before = self.cpu_seconds()?;
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let now = self.cpu_seconds()?;
+            if now - before < 0.2 {
+                return Ok(());
+            }
+            before = now;
+        }
+        Ok(())
+    }
+
     /// User + system CPU seconds so far.
     pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
         process_cpu_seconds(self.child.id())

@@ -1,10 +1,15 @@
 //! The links a federation's topology mode implies, made real: created with
-//! the federation's label and owner, and pruned when no longer implied. Only
-//! the federation's own links are ever deleted; one link's failure is a
-//! problem to report, never an error that stops the rest.
+//! the federation's label and owner (concurrently, within a write budget), and
+//! pruned when no longer implied. Only the federation's own links are ever
+//! deleted; one link's failure is a problem to report, never an error that
+//! stops the rest. A full mesh over more than [`FULL_MESH_MAX_NODES`] nodes is
+//! refused: its links grow as N(N-1)/2, and HubAndSpoke keeps such a network
+//! interconnected with a few links per node.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+
+use futures::StreamExt;
 
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
@@ -17,6 +22,13 @@ use crate::controller::status::managers;
 use crate::controller::{Context, Error, Result};
 use crate::topology::{self, GeoPoint, LinkPair, WantedTopology};
 
+/// The most nodes a FullMesh federation may select: 2,016 links.
+pub const FULL_MESH_MAX_NODES: usize = 64;
+
+/// Link writes (creates and prunes) in flight per federation: a 50-node full
+/// mesh (1,225 links) goes out in a few dozen round trips, not 1,225.
+const LINK_WRITES_IN_FLIGHT: usize = 32;
+
 /// Creates the links the mode implies and prunes the federation's own links it
 /// no longer implies. Returns the problems to report.
 pub async fn realise(
@@ -27,6 +39,9 @@ pub async fn realise(
     let Some(wanted_topology) = wanted_topology(federation) else {
         return Ok(Vec::new());
     };
+    if let Some(refused) = full_mesh_too_large(&wanted_topology, members.len()) {
+        return Ok(vec![refused]);
+    }
     let member_points: Vec<(String, Option<GeoPoint>)> = members
         .iter()
         .map(|n| {
@@ -48,16 +63,29 @@ pub async fn realise(
         .filter_map(|l| LinkPair::new(&l.spec.from, &l.spec.to))
         .collect();
     ctx.link_writes.settle(|pair| present.contains(pair));
-    for pair in wanted.iter().filter(|p| !present.contains(*p)) {
-        problems.extend(create(federation, pair, ctx).await?);
+    let creates: Vec<_> = wanted
+        .iter()
+        .filter(|p| !present.contains(*p))
+        .map(|pair| create(federation, pair, ctx))
+        .collect();
+    let created: Vec<Result<Option<Problem>>> = futures::stream::iter(creates)
+        .buffer_unordered(LINK_WRITES_IN_FLIGHT)
+        .collect()
+        .await;
+    for outcome in created {
+        problems.extend(outcome?);
     }
-    for link in links.iter().filter(|l| owned_by(federation, l)) {
-        let keep =
-            LinkPair::new(&link.spec.from, &link.spec.to).is_some_and(|p| wanted.contains(&p));
-        if !keep {
-            problems.extend(prune(link, ctx).await);
-        }
-    }
+    let prunes: Vec<_> = links
+        .iter()
+        .filter(|l| owned_by(federation, l))
+        .filter(|l| !LinkPair::new(&l.spec.from, &l.spec.to).is_some_and(|p| wanted.contains(&p)))
+        .map(|link| prune(link, ctx))
+        .collect();
+    let pruned: Vec<Option<Problem>> = futures::stream::iter(prunes)
+        .buffer_unordered(LINK_WRITES_IN_FLIGHT)
+        .collect()
+        .await;
+    problems.extend(pruned.into_iter().flatten());
     Ok(problems)
 }
 
@@ -72,6 +100,21 @@ fn wanted_topology(federation: &Federation) -> Option<WantedTopology> {
             spoke_uplinks: spec.spoke_uplinks.max(1) as usize,
         }),
     }
+}
+
+/// A full mesh over more nodes than [`FULL_MESH_MAX_NODES`]: refused, and
+/// no link created or pruned, until the nodes are fewer or the mode changes.
+fn full_mesh_too_large(wanted: &WantedTopology, nodes: usize) -> Option<Problem> {
+    let too_many = matches!(wanted, WantedTopology::FullMesh) && nodes > FULL_MESH_MAX_NODES;
+    too_many.then(|| {
+        let links = nodes * (nodes - 1) / 2;
+        Problem::new(
+            reasons::FULL_MESH_TOO_LARGE,
+            format!(
+                "FullMesh over {nodes} nodes would need {links} links; above {FULL_MESH_MAX_NODES} nodes use HubAndSpoke"
+            ),
+        )
+    })
 }
 
 /// Hubs that are not among the selected nodes.
@@ -160,5 +203,31 @@ async fn prune(link: &InterCityLink, ctx: &Context) -> Option<Problem> {
             reasons::LINK_WRITE_FAILED,
             format!("could not prune link {}: {error}", link.name_any()),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_mesh_is_refused_above_its_node_bound_and_hub_and_spoke_never() {
+        assert_eq!(
+            full_mesh_too_large(&WantedTopology::FullMesh, FULL_MESH_MAX_NODES),
+            None
+        );
+        let refused =
+            full_mesh_too_large(&WantedTopology::FullMesh, FULL_MESH_MAX_NODES + 1).unwrap();
+        assert_eq!(refused.reason, reasons::FULL_MESH_TOO_LARGE);
+        assert!(
+            refused.message.contains("2080 links"),
+            "{}",
+            refused.message
+        );
+        let spokes = WantedTopology::HubAndSpoke {
+            hubs: vec!["beijing".into()],
+            spoke_uplinks: 1,
+        };
+        assert_eq!(full_mesh_too_large(&spokes, 1000), None);
     }
 }

@@ -33,6 +33,7 @@ pub mod reasons {
     pub const MANUAL: &str = "ManualTopology";
     pub const LINKS_REALISED: &str = "LinksRealised";
     pub const HUB_NOT_MEMBER: &str = "HubNotMember";
+    pub const FULL_MESH_TOO_LARGE: &str = "FullMeshTooLarge";
     pub const LINK_WRITE_FAILED: &str = "LinkWriteFailed";
     pub const INVALID_SELECTOR: &str = "InvalidNodeSelector";
 }
