@@ -362,6 +362,36 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// Whatever a hub administrator stores, verification answers with a
+        /// finding and never panics.
+        #[test]
+        fn any_stored_block_gets_an_answer(
+            records in proptest::collection::vec(".{0,60}", 0..4),
+            index in 0u64..3,
+            first in 0u64..8,
+            tree_size in 0u64..8,
+            root in ".{0,50}",
+            checkpoint in ".{0,120}",
+            key in ".{0,80}",
+        ) {
+            let spec = LedgerBlockSpec {
+                index,
+                first_record: first,
+                record_count: records.len() as u64,
+                records,
+                tree_size,
+                root_hash: root,
+                checkpoint,
+                verifier_key: key.clone(),
+            };
+            let name = LedgerBlock::name_of(index);
+            let stored = [StoredBlock { name: &name, spec: &spec, omitted: None }];
+            let _ = verify_log(&stored, Some(&key));
+            let _ = verify_log(&stored, None);
+        }
+    }
+
     #[test]
     fn a_witness_of_another_history_or_a_longer_log_is_named() {
         let key = key();

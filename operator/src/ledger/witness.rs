@@ -136,6 +136,25 @@ mod tests {
         assert!(accept(Some(&held(&before)), head(&same_size), "k", &[]).is_err());
     }
 
+    proptest::proptest! {
+        /// Any proof, honest or not, gets an answer: no panic in the proof check.
+        #[test]
+        fn any_proof_gets_an_answer(
+            held_size in 0u64..300,
+            offered_size in 0u64..300,
+            seeds in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
+        ) {
+            let hash = |b: u8| Hash([b; 32]);
+            let held = Held {
+                head: TreeHead { size: held_size, root: hash(1) },
+                verifier_key: "k".into(),
+            };
+            let proof: Vec<Hash> = seeds.into_iter().map(hash).collect();
+            let offered = TreeHead { size: offered_size, root: hash(2) };
+            let _ = accept(Some(&held), offered, "k", &proof);
+        }
+    }
+
     #[test]
     fn a_shrunk_log_or_a_new_key_is_refused() {
         let before = tree(&["a", "b", "c"]);
