@@ -649,16 +649,7 @@ async fn a_member_secret_flowfed_cannot_read_is_reported_and_never_holds_a_delet
 #[tokio::test]
 async fn the_member_sweep_leaves_entries_flowfed_did_not_make() {
     let cat = Catalog::new().await;
-    let member = Plane::start(&unique("sweep-member")).unwrap();
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "sweep-kubeconfig"},
-        "stringData": {"kubeconfig": member.kubeconfig_yaml().unwrap()}
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(cat.client.clone(), OPERATOR_NAMESPACE)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    let member = cat.member_plane("sweep-member", "sweep-kubeconfig").await;
     let operator = start_operator(&cat.plane).await.unwrap();
     cat.add_node("beijing", "CN-BJ", "CN", json!({})).await;
     let nanjing = cat
@@ -754,16 +745,7 @@ async fn eventually_present(api: &Api<CatalogEntry>, name: &str, present: bool, 
 #[tokio::test]
 async fn a_view_that_moves_is_cleaned_where_it_was() {
     let cat = Catalog::new().await;
-    let member = Plane::start(&unique("move-member")).unwrap();
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "move-kubeconfig"},
-        "stringData": {"kubeconfig": member.kubeconfig_yaml().unwrap()}
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(cat.client.clone(), OPERATOR_NAMESPACE)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    let member = cat.member_plane("move-member", "move-kubeconfig").await;
     let operator = start_operator(&cat.plane).await.unwrap();
     let beijing = cat.add_node("beijing", "CN-BJ", "CN", json!({})).await;
     let nanjing = cat.add_node("nanjing", "CN-JS", "CN", json!({})).await;
@@ -848,16 +830,9 @@ async fn a_view_that_moves_is_cleaned_where_it_was() {
 #[tokio::test]
 async fn a_withdrawal_from_a_member_that_is_down_is_pending_until_it_is_back() {
     let cat = Catalog::new().await;
-    let member = Plane::start(&unique("pending-member")).unwrap();
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "pending-kubeconfig"},
-        "stringData": {"kubeconfig": member.kubeconfig_yaml().unwrap()}
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(cat.client.clone(), OPERATOR_NAMESPACE)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    let member = cat
+        .member_plane("pending-member", "pending-kubeconfig")
+        .await;
     let operator = start_operator(&cat.plane).await.unwrap();
     let beijing = cat.add_node("beijing", "CN-BJ", "CN", json!({})).await;
     let shenyang = cat

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use flowfed::api::{CatalogEntry, DataFlowNode, DataProcessor, DataProduct};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
@@ -34,6 +34,22 @@ impl Catalog {
             client,
             id: unique("c"),
         }
+    }
+
+    /// A member cluster of its own, its kubeconfig in Secret `secret` of the
+    /// operator's namespace (for a node's `kubeconfigSecretRef`).
+    pub async fn member_plane(&self, label: &str, secret: &str) -> Plane {
+        let member = Plane::start(&unique(label)).expect("member plane");
+        let manifest: Secret = serde_json::from_value(json!({
+            "metadata": {"name": secret},
+            "stringData": {"kubeconfig": member.kubeconfig_yaml().expect("member kubeconfig")}
+        }))
+        .unwrap();
+        Api::<Secret>::namespaced(self.client.clone(), super::OPERATOR_NAMESPACE)
+            .create(&PostParams::default(), &manifest)
+            .await
+            .unwrap();
+        member
     }
 
     pub fn name(&self, node: &str) -> String {

@@ -13,8 +13,6 @@ use serde::{Deserialize, Serialize};
 pub const MAX_BLOCK_RECORDS: usize = 256;
 /// Most record bytes in one block.
 pub const MAX_BLOCK_BYTES: usize = 512 * 1024;
-/// Longest record a block holds (a product blocked at 1,000 nodes, named).
-pub const MAX_RECORD_BYTES: usize = 4096 * 16;
 
 /// Records of the ledger, with the tree size and root after them and the
 /// signed checkpoint of that tree. Written only by flowfed, never changed.

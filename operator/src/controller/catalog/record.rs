@@ -52,7 +52,7 @@ pub fn listing(product: &DataProduct, plan: &Plan, written: &Written) -> Listing
         publisher: plan.publisher.clone(),
         processor: product.spec.processor.clone(),
         content_hash: plan.entry.content_hash.clone(),
-        classification: wire(&product.spec.classification),
+        classification: product.spec.classification.as_str().to_owned(),
         visible,
         blocked: plan
             .blocked
@@ -75,7 +75,7 @@ pub fn listing(product: &DataProduct, plan: &Plan, written: &Written) -> Listing
 pub fn unlisted(product: &DataProduct) -> Listing {
     Listing {
         processor: product.spec.processor.clone(),
-        classification: wire(&product.spec.classification),
+        classification: product.spec.classification.as_str().to_owned(),
         ..Listing::default()
     }
 }
