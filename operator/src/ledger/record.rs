@@ -29,10 +29,6 @@ pub struct Listing {
     pub visible: Vec<Visible>,
     /// Where the rules keep it from, by node name.
     pub blocked: Vec<Blocked>,
-    /// Targets whose write failed this pass: not part of a record, only a
-    /// note to the ledger to keep what it last recorded for them.
-    #[serde(skip)]
-    pub unsettled: Vec<String>,
 }
 
 /// One node whose catalog lists the product.
@@ -196,7 +192,6 @@ mod tests {
                     rule: 15,
                 })
                 .collect(),
-            unsettled: Vec::new(),
         }
     }
 

@@ -130,7 +130,7 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
                 withdraw(&product, ctx).await?;
                 if let Some(ledger) = &ctx.ledger {
                     let id = record::product_id(&product);
-                    ledger.observe(&id, Some(record::unlisted(&product)), stamp.now);
+                    ledger.observe(&id, Some(record::unlisted(&product)), &[], stamp.now);
                 }
             }
             let status = report::unplannable(known.as_ref(), &why, stamp);
@@ -151,7 +151,13 @@ async fn publish(product: Arc<DataProduct>, ctx: &Context) -> Result<Action> {
     let written = write::write(ctx, &plan, &nodes).await?;
     if let Some(ledger) = &ctx.ledger {
         let listing = record::listing(&product, &plan, &written);
-        ledger.observe(&record::product_id(&product), Some(listing), stamp.now);
+        let unsettled = record::unsettled(&written);
+        ledger.observe(
+            &record::product_id(&product),
+            Some(listing),
+            &unsettled,
+            stamp.now,
+        );
     }
 
     let previous = known.clone().unwrap_or_default();
@@ -200,7 +206,7 @@ async fn withdraw(product: &DataProduct, ctx: &Context) -> Result<()> {
 async fn withdraw_deleted(product: &DataProduct, ctx: &Context) -> Result<()> {
     withdraw(product, ctx).await?;
     if let Some(ledger) = &ctx.ledger {
-        ledger.observe(&record::product_id(product), None, ctx.now());
+        ledger.observe(&record::product_id(product), None, &[], ctx.now());
     }
     Ok(())
 }

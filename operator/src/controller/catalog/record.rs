@@ -63,12 +63,18 @@ pub fn listing(product: &DataProduct, plan: &Plan, written: &Written) -> Listing
                 rule: u8::try_from(b.rule).unwrap_or(u8::MAX),
             })
             .collect(),
-        unsettled: written
-            .problems
-            .iter()
-            .map(|(node, _)| node.clone())
-            .collect(),
     }
+}
+
+/// Targets whose write or withdrawal failed this pass: the ledger keeps what
+/// it last recorded for them.
+pub fn unsettled(written: &Written) -> Vec<String> {
+    written
+        .problems
+        .iter()
+        .chain(&written.withdrawals_pending)
+        .map(|(node, _)| node.clone())
+        .collect()
 }
 
 /// The listing of a product no node may list (it has no publisher node).

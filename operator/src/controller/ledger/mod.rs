@@ -66,21 +66,31 @@ enum Phase {
     Halted,
 }
 
+/// One observation: the product, its listing (`None`: deleted), the targets
+/// left unsettled, and when.
+type Observed = (ProductId, Option<Listing>, Vec<String>, Timestamp);
+
 #[derive(Default)]
 struct State {
     phase: Phase,
     /// The last listing recorded (or queued), by product uid.
     last: HashMap<String, (ProductId, Listing)>,
     /// Observations made before the log was loaded, latest per product.
-    early: HashMap<String, (ProductId, Option<Listing>, Timestamp)>,
+    early: HashMap<String, Observed>,
     /// Leaves not yet stored, oldest first.
     pending: VecDeque<String>,
 }
 
 impl State {
-    fn record(&mut self, product: &ProductId, current: Option<Listing>, now: Timestamp) -> bool {
+    fn record(
+        &mut self,
+        product: &ProductId,
+        current: Option<Listing>,
+        unsettled: &[String],
+        now: Timestamp,
+    ) -> bool {
         let previous = self.last.get(&product.uid).map(|(_, listing)| listing);
-        let current = current.map(|listing| keep_unsettled(listing, previous));
+        let current = current.map(|listing| keep_unsettled(listing, unsettled, previous));
         let Some(record) = Record::of_change(product, previous, current.as_ref(), now.to_string())
         else {
             return false;
@@ -96,11 +106,15 @@ impl State {
     }
 }
 
-/// `listing` with the nodes whose write failed this pass (neither listed nor
-/// blocked in it: their member could not be reached) as `previous` had them:
+/// `listing` with the `unsettled` nodes (whose write or withdrawal failed this
+/// pass: their member could not be reached) as `previous` had them:
 /// an entry that could not be written may well still be there, so the ledger
 /// records no change for that node until a write settles it.
-fn keep_unsettled(mut listing: Listing, previous: Option<&Listing>) -> Listing {
+fn keep_unsettled(
+    mut listing: Listing,
+    unsettled: &[String],
+    previous: Option<&Listing>,
+) -> Listing {
     let Some(previous) = previous else {
         return listing;
     };
@@ -111,12 +125,11 @@ fn keep_unsettled(mut listing: Listing, previous: Option<&Listing>) -> Listing {
     let kept: Vec<_> = previous
         .visible
         .iter()
-        .filter(|v| !settled(&v.node) && listing.unsettled.contains(&v.node))
+        .filter(|v| !settled(&v.node) && unsettled.contains(&v.node))
         .cloned()
         .collect();
     listing.visible.extend(kept);
     listing.visible.sort_by(|a, b| a.node.cmp(&b.node));
-    listing.unsettled.clear();
     listing
 }
 
@@ -132,15 +145,22 @@ impl Ledger {
 
     /// Records `product`'s listing (`None`: deleted) if it differs from the
     /// last one recorded. Cheap: a comparison and a queue push.
-    pub fn observe(&self, product: &ProductId, current: Option<Listing>, now: Timestamp) {
+    /// `unsettled` names targets whose write or withdrawal failed this pass.
+    pub fn observe(
+        &self,
+        product: &ProductId,
+        current: Option<Listing>,
+        unsettled: &[String],
+        now: Timestamp,
+    ) {
         let mut state = self.state.lock().expect("ledger lock");
         let queued = match state.phase {
             Phase::Loading => {
-                let early = (product.clone(), current, now);
+                let early = (product.clone(), current, unsettled.to_vec(), now);
                 state.early.insert(product.uid.clone(), early);
                 false
             }
-            Phase::Open => state.record(product, current, now),
+            Phase::Open => state.record(product, current, unsettled, now),
             Phase::Halted => false,
         };
         drop(state);
@@ -160,7 +180,7 @@ impl Ledger {
             .map(|(_, (product, _))| product.clone())
             .collect();
         for product in &gone {
-            state.record(product, None, now);
+            state.record(product, None, &[], now);
         }
         drop(state);
         if !gone.is_empty() {
@@ -186,8 +206,8 @@ impl Ledger {
         }
         let early: Vec<_> = state.early.drain().map(|(_, seen)| seen).collect();
         state.phase = Phase::Open;
-        for (product, listing, now) in early {
-            state.record(&product, listing, now);
+        for (product, listing, unsettled, now) in early {
+            state.record(&product, listing, &unsettled, now);
         }
         drop(state);
         self.wake.notify_one();
@@ -302,16 +322,19 @@ mod tests {
         };
         let now = Listing {
             visible: visible(&["beijing"]),
-            unsettled: vec!["hongkong".into(), "macao".into()],
             ..Listing::default()
         };
-        let kept = keep_unsettled(now, Some(&previous));
+        let unsettled = ["hongkong".to_owned(), "macao".to_owned()];
+        let kept = keep_unsettled(now, &unsettled, Some(&previous));
         assert_eq!(kept, previous, "hongkong kept, macao never listed");
         let first = Listing {
             visible: visible(&["beijing"]),
-            unsettled: vec!["hongkong".into()],
             ..Listing::default()
         };
-        assert_eq!(keep_unsettled(first, None).visible, visible(&["beijing"]));
+        let unsettled = ["hongkong".to_owned()];
+        assert_eq!(
+            keep_unsettled(first, &unsettled, None).visible,
+            visible(&["beijing"])
+        );
     }
 }
